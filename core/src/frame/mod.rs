@@ -1,0 +1,1 @@
+//! RFC 9113 frame codec (being written).

@@ -1,0 +1,1 @@
+//! RFC 7541 HPACK codec (being written).

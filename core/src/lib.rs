@@ -1,0 +1,15 @@
+//! grpc-sansio: the sans-IO core of a gRPC-over-HTTP/2 stack.
+//!
+//! Everything here is a pure state machine or codec: bytes and time go in, bytes and
+//! events come out. Nothing reads a clock, touches a socket, spawns a thread or keeps
+//! global state; the adapter crates do that. See `DESIGN.md` for the layer map.
+//!
+//! Layers present so far, bottom up:
+//! - [`frame`]: the RFC 9113 frame codec (streaming decoder, encoder, validation).
+//! - [`hpack`]: the RFC 7541 header compression codec.
+
+pub mod error_code;
+pub mod frame;
+pub mod hpack;
+
+pub use error_code::ErrorCode;

@@ -1,0 +1,1 @@
+//! Shared helpers for grpc-sansio's scenario tests (in `tests/tests/`).
