@@ -1,0 +1,479 @@
+//! The header block encoder.
+
+use bytes::BytesMut;
+
+use super::table::{DynamicTable, Entry, entry_size};
+use super::{DEFAULT_HEADER_TABLE_SIZE, huffman, integer, static_table};
+
+/// The most dynamic table we keep for the peer by default, whatever larger size it
+/// allows: 4096 bytes hold a gRPC request's or response's repeated fields many times over,
+/// and memory per connection stays small.
+pub const DEFAULT_ENCODER_TABLE_CAP: usize = 4096;
+
+/// With [`Indexing::Auto`], a field is indexed only if its entry takes at most
+/// 1/`AUTO_INDEX_SHARE` of the table: a bigger one would evict most of what is there for a
+/// value that rarely repeats (large cookies, tokens, trace contexts).
+const AUTO_INDEX_SHARE: usize = 2;
+
+/// Names whose values are credentials: with [`Indexing::Auto`] they are sent as
+/// never-indexed literals (RFC 7541 §7.1.3), so no intermediary indexes them and their
+/// compressed size reveals nothing about other requests. Compared ignoring ASCII case.
+const SENSITIVE_NAMES: [&[u8]; 4] = [
+    b"authorization",
+    b"proxy-authorization",
+    b"cookie",
+    b"set-cookie",
+];
+
+/// How a field may be represented.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Indexing {
+    /// Let the encoder choose: [`Indexing::Never`] for credential headers
+    /// (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`),
+    /// [`Indexing::WithoutIndexing`] for fields whose entry would take more than half the
+    /// table, [`Indexing::Incremental`] for the rest.
+    #[default]
+    Auto,
+    /// Use an index if the table has the exact field; otherwise send a literal with
+    /// incremental indexing (RFC 7541 §6.2.1), adding the field to the table.
+    Incremental,
+    /// Use an index if the table has the exact field; otherwise send a literal without
+    /// indexing (§6.2.2). Never adds to the table.
+    WithoutIndexing,
+    /// Always send a never-indexed literal (§6.2.3), even if the table has the field: the
+    /// value must stay literal across every hop. The name may still be indexed.
+    Never,
+}
+
+/// A header field to encode: borrowed bytes, no conversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeaderField<'a> {
+    /// The field name; HTTP/2 requires lowercase, which the encoder does not check.
+    pub name: &'a [u8],
+    /// The field value.
+    pub value: &'a [u8],
+    /// How it may be represented.
+    pub indexing: Indexing,
+}
+
+impl<'a> HeaderField<'a> {
+    /// A field with [`Indexing::Auto`].
+    pub fn new(name: &'a [u8], value: &'a [u8]) -> Self {
+        HeaderField {
+            name,
+            value,
+            indexing: Indexing::Auto,
+        }
+    }
+
+    /// A field that must never be indexed ([`Indexing::Never`]), e.g. a credential the
+    /// encoder would not recognise by name.
+    pub fn sensitive(name: &'a [u8], value: &'a [u8]) -> Self {
+        HeaderField {
+            name,
+            value,
+            indexing: Indexing::Never,
+        }
+    }
+}
+
+/// A dynamic table entry as the encoder keeps it: name and value in one allocation.
+#[derive(Debug)]
+struct OwnedEntry {
+    bytes: Box<[u8]>,
+    name_len: usize,
+}
+
+impl Entry for OwnedEntry {
+    fn name(&self) -> &[u8] {
+        self.bytes.get(..self.name_len).unwrap_or_default()
+    }
+    fn value(&self) -> &[u8] {
+        self.bytes.get(self.name_len..).unwrap_or_default()
+    }
+}
+
+/// Table size changes not yet signalled to the peer.
+#[derive(Clone, Copy, Debug)]
+struct PendingSizeUpdate {
+    /// The smallest size since the last block.
+    min: usize,
+    /// The size now.
+    last: usize,
+}
+
+/// Encodes header blocks for one direction of one connection.
+///
+/// Keeps a copy of the dynamic table the peer's decoder builds from our blocks, so every
+/// block must reach the peer, in the order it was encoded.
+#[derive(Debug)]
+pub struct Encoder {
+    table: DynamicTable<OwnedEntry>,
+    /// Our own ceiling on the table, whatever the peer allows.
+    table_cap: usize,
+    pending: Option<PendingSizeUpdate>,
+    huffman: bool,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder::new()
+    }
+}
+
+impl Encoder {
+    /// An encoder for a peer with the default 4096-byte table, using at most
+    /// [`DEFAULT_ENCODER_TABLE_CAP`] of it, with Huffman coding on.
+    pub fn new() -> Encoder {
+        Encoder::with_table_cap(DEFAULT_ENCODER_TABLE_CAP)
+    }
+
+    /// Like [`Encoder::new`], but keeping at most `cap` bytes of dynamic table however
+    /// much the peer allows. A cap below 4096 is signalled in the first block.
+    pub fn with_table_cap(cap: usize) -> Encoder {
+        let mut encoder = Encoder {
+            table: DynamicTable::new(DEFAULT_HEADER_TABLE_SIZE),
+            table_cap: cap,
+            pending: None,
+            huffman: true,
+        };
+        encoder.set_peer_max_table_size(DEFAULT_HEADER_TABLE_SIZE);
+        encoder
+    }
+
+    /// The peer's SETTINGS_HEADER_TABLE_SIZE arrived. The table becomes the smaller of
+    /// that and our cap; the change is signalled at the start of the next block (first the
+    /// smallest size since the last block if the table shrank in between, then the final
+    /// one, as RFC 7541 §4.2 requires).
+    pub fn set_peer_max_table_size(&mut self, n: usize) {
+        let size = n.min(self.table_cap);
+        match &mut self.pending {
+            Some(pending) => {
+                pending.min = pending.min.min(size);
+                pending.last = size;
+            }
+            None if size != self.table.max_size() => {
+                self.pending = Some(PendingSizeUpdate {
+                    min: size,
+                    last: size,
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Whether to Huffman-code strings (on by default). When on, a string is Huffman-coded
+    /// unless that would make it longer, ties going to Huffman as in RFC 7541 Appendix C.
+    pub fn set_huffman(&mut self, on: bool) {
+        self.huffman = on;
+    }
+
+    /// The dynamic table's size as RFC 7541 §4.1 counts it (the peer's decoder has the same).
+    pub fn table_size(&self) -> usize {
+        self.table.size()
+    }
+
+    /// The dynamic table's maximum size, including changes not yet signalled.
+    pub fn table_max_size(&self) -> usize {
+        self.pending.map_or(self.table.max_size(), |p| p.last)
+    }
+
+    /// Entries in the dynamic table.
+    pub fn table_len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Dynamic table entry `i` as (name, value); `i = 0` is the newest (HPACK index 62).
+    pub fn table_entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.table.get(i).map(|e| (e.name(), e.value()))
+    }
+
+    /// Appends one header block holding `fields`, in order, to `dst`.
+    pub fn encode<'a, I: IntoIterator<Item = HeaderField<'a>>>(
+        &mut self,
+        fields: I,
+        dst: &mut BytesMut,
+    ) {
+        if let Some(pending) = self.pending.take() {
+            if pending.min < self.table.max_size() {
+                self.size_update(pending.min, dst);
+            }
+            if pending.last != self.table.max_size() {
+                self.size_update(pending.last, dst);
+            }
+        }
+        for field in fields {
+            self.field(field, dst);
+        }
+    }
+
+    fn size_update(&mut self, size: usize, dst: &mut BytesMut) {
+        integer::encode(dst, 0x20, 5, size);
+        self.table.set_max_size(size);
+    }
+
+    fn field(&mut self, field: HeaderField<'_>, dst: &mut BytesMut) {
+        let HeaderField {
+            name,
+            value,
+            indexing,
+        } = field;
+        let indexing = match indexing {
+            Indexing::Auto if is_sensitive(name) => Indexing::Never,
+            Indexing::Auto
+                if entry_size(name.len(), value.len())
+                    > self.table.max_size() / AUTO_INDEX_SHARE =>
+            {
+                Indexing::WithoutIndexing
+            }
+            Indexing::Auto => Indexing::Incremental,
+            other => other,
+        };
+        let may_index = indexing != Indexing::Never;
+
+        let stat = static_table::find(name, value);
+        if may_index && let Some(index) = stat.and_then(|m| m.full) {
+            integer::encode(dst, 0x80, 7, index);
+            return;
+        }
+        let (dyn_full, dyn_name) = self.find_dynamic(name, value);
+        if may_index && let Some(i) = dyn_full {
+            integer::encode(dst, 0x80, 7, dynamic_index(i));
+            return;
+        }
+        // Static names are preferred: their indices are small and never go stale.
+        let name_index = stat
+            .map(|m| m.name)
+            .or(dyn_name.map(dynamic_index))
+            .unwrap_or(0);
+
+        let (flags, prefix_bits) = match indexing {
+            Indexing::Incremental => (0x40, 6),
+            Indexing::Never => (0x10, 4),
+            _ => (0x00, 4),
+        };
+        integer::encode(dst, flags, prefix_bits, name_index);
+        if name_index == 0 {
+            self.string(name, dst);
+        }
+        self.string(value, dst);
+
+        if indexing == Indexing::Incremental {
+            let mut bytes = Vec::with_capacity(name.len() + value.len());
+            bytes.extend_from_slice(name);
+            bytes.extend_from_slice(value);
+            self.table.insert(OwnedEntry {
+                bytes: bytes.into_boxed_slice(),
+                name_len: name.len(),
+            });
+        }
+    }
+
+    /// The newest dynamic entry with this exact field, and the newest with this name.
+    ///
+    /// A linear scan: every entry is at least 32 bytes, so the default cap bounds it to 128
+    /// entries of length-first slice comparisons, cheaper than hashing every field.
+    fn find_dynamic(&self, name: &[u8], value: &[u8]) -> (Option<usize>, Option<usize>) {
+        let mut name_match = None;
+        for (i, entry) in self.table.iter().enumerate() {
+            if entry.name() == name {
+                if entry.value() == value {
+                    return (Some(i), name_match.or(Some(i)));
+                }
+                name_match = name_match.or(Some(i));
+            }
+        }
+        (None, name_match)
+    }
+
+    /// A string literal (RFC 7541 §5.2).
+    fn string(&self, s: &[u8], dst: &mut BytesMut) {
+        if self.huffman {
+            let len = huffman::encoded_len(s);
+            if len <= s.len() {
+                integer::encode(dst, 0x80, 7, len);
+                huffman::encode(s, dst);
+                return;
+            }
+        }
+        integer::encode(dst, 0x00, 7, s.len());
+        dst.extend_from_slice(s);
+    }
+}
+
+fn dynamic_index(i: usize) -> usize {
+    static_table::LEN + 1 + i
+}
+
+fn is_sensitive(name: &[u8]) -> bool {
+    SENSITIVE_NAMES.iter().any(|s| s.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(e: &mut Encoder, fields: &[HeaderField<'_>]) -> Vec<u8> {
+        let mut dst = BytesMut::new();
+        e.encode(fields.iter().copied(), &mut dst);
+        dst.to_vec()
+    }
+
+    #[test]
+    fn static_full_match_is_one_byte() {
+        let mut e = Encoder::new();
+        assert_eq!(
+            encode(&mut e, &[HeaderField::new(b":method", b"POST")]),
+            [0x83]
+        );
+        assert_eq!(
+            encode(&mut e, &[HeaderField::new(b":authority", b"")]),
+            [0x81]
+        );
+        assert_eq!(e.table_len(), 0);
+    }
+
+    #[test]
+    fn repeated_field_becomes_indexed() {
+        let mut e = Encoder::new();
+        e.set_huffman(false);
+        let f = [HeaderField::new(b"grpc-timeout", b"1S")];
+        assert_eq!(encode(&mut e, &f), b"\x40\x0cgrpc-timeout\x021S");
+        assert_eq!(encode(&mut e, &f), [0xbe]);
+        // Same name, new value: literal with the dynamic name index (62).
+        let g = [HeaderField::new(b"grpc-timeout", b"2S")];
+        assert_eq!(encode(&mut e, &g), b"\x7e\x022S");
+        assert_eq!(e.table_entry(0), Some((&b"grpc-timeout"[..], &b"2S"[..])));
+        assert_eq!(e.table_entry(1), Some((&b"grpc-timeout"[..], &b"1S"[..])));
+    }
+
+    #[test]
+    fn sensitive_names_are_never_indexed() {
+        let mut e = Encoder::new();
+        e.set_huffman(false);
+        for name in [
+            &b"authorization"[..],
+            b"Proxy-Authorization",
+            b"cookie",
+            b"set-cookie",
+        ] {
+            let out = encode(&mut e, &[HeaderField::new(name, b"secret")]);
+            assert_eq!(out[0] & 0xf0, 0x10, "{name:?}");
+        }
+        let out = encode(&mut e, &[HeaderField::sensitive(b"x-token", b"secret")]);
+        assert_eq!(out[0], 0x10);
+        assert_eq!(e.table_len(), 0);
+    }
+
+    #[test]
+    fn never_ignores_a_full_match() {
+        let mut e = Encoder::new();
+        e.set_huffman(false);
+        let f = HeaderField {
+            name: b"x",
+            value: b"y",
+            indexing: Indexing::Incremental,
+        };
+        encode(&mut e, &[f]);
+        let out = encode(&mut e, &[HeaderField::sensitive(b"x", b"y")]);
+        // Never-indexed literal, name by index 62 (15 + 47 in the continuation byte).
+        assert_eq!(out, b"\x1f\x2f\x01y");
+    }
+
+    #[test]
+    fn large_fields_are_not_indexed_automatically() {
+        let mut e = Encoder::new();
+        let big = vec![b'v'; 3000];
+        let out = encode(&mut e, &[HeaderField::new(b"x-big", &big)]);
+        assert_eq!(out[0] & 0xf0, 0x00);
+        assert_eq!(e.table_len(), 0);
+        // Half the table (2048) is still indexed.
+        let half = vec![b'v'; 2048 - 32 - 5];
+        encode(&mut e, &[HeaderField::new(b"x-big", &half)]);
+        assert_eq!(e.table_size(), 2048);
+    }
+
+    #[test]
+    fn forced_incremental_larger_than_the_table_empties_it() {
+        let mut e = Encoder::new();
+        e.set_peer_max_table_size(100);
+        encode(
+            &mut e,
+            &[HeaderField {
+                name: b"a",
+                value: b"b",
+                indexing: Indexing::Incremental,
+            }],
+        );
+        assert_eq!(e.table_len(), 1);
+        let big = vec![b'v'; 100];
+        encode(
+            &mut e,
+            &[HeaderField {
+                name: b"a",
+                value: &big,
+                indexing: Indexing::Incremental,
+            }],
+        );
+        assert_eq!((e.table_len(), e.table_size()), (0, 0));
+    }
+
+    #[test]
+    fn size_updates_are_signalled_once_at_the_start() {
+        let mut e = Encoder::new();
+        e.set_peer_max_table_size(65536);
+        // Capped at 4096: nothing changes.
+        assert_eq!(encode(&mut e, &[]), b"");
+        e.set_peer_max_table_size(1024);
+        assert_eq!(
+            encode(&mut e, &[HeaderField::new(b":method", b"GET")]),
+            [0x3f, 0xe1, 0x07, 0x82]
+        );
+        assert_eq!(encode(&mut e, &[]), b"");
+        // Shrunk then grown: the minimum, then the final size.
+        e.set_peer_max_table_size(0);
+        e.set_peer_max_table_size(2048);
+        assert_eq!(encode(&mut e, &[]), [0x20, 0x3f, 0xe1, 0x0f]);
+        assert_eq!(e.table_max_size(), 2048);
+        // Grown then shrunk back: nothing to say.
+        e.set_peer_max_table_size(4096);
+        e.set_peer_max_table_size(2048);
+        assert_eq!(encode(&mut e, &[]), b"");
+    }
+
+    #[test]
+    fn peer_table_of_zero_never_inserts() {
+        let mut e = Encoder::new();
+        e.set_peer_max_table_size(0);
+        let f = [
+            HeaderField::new(b"grpc-timeout", b"1S"),
+            HeaderField::new(b"te", b"trailers"),
+        ];
+        let first = encode(&mut e, &f);
+        assert_eq!(first[0], 0x20);
+        let second = encode(&mut e, &f);
+        assert_eq!(first[1..], second[..]);
+        assert_eq!((e.table_len(), e.table_size()), (0, 0));
+    }
+
+    #[test]
+    fn a_smaller_cap_is_signalled_in_the_first_block() {
+        let mut e = Encoder::with_table_cap(1024);
+        assert_eq!(e.table_max_size(), 1024);
+        assert_eq!(encode(&mut e, &[]), [0x3f, 0xe1, 0x07]);
+        e.set_peer_max_table_size(8192);
+        assert_eq!(encode(&mut e, &[]), b"");
+    }
+
+    #[test]
+    fn huffman_only_when_not_longer() {
+        let mut e = Encoder::new();
+        let f = HeaderField {
+            name: b"x",
+            value: b"\x00\x00",
+            indexing: Indexing::WithoutIndexing,
+        };
+        // Both strings would grow under Huffman ('x' is 7 bits, but 0x00 is 13).
+        assert_eq!(encode(&mut e, &[f]), b"\x00\x81\xf3\x02\x00\x00");
+    }
+}
