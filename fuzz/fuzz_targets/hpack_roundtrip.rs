@@ -54,6 +54,7 @@ fuzz_target!(|data: &[u8]| {
     let mut ours = Decoder::new(4096, usize::MAX);
     let mut oracle_a = hpack::Decoder::new();
     let mut oracle_b = loona_hpack::Decoder::new();
+    let mut loona_in_step = true;
 
     while let Some(op) = input.byte() {
         if op & 0x07 == 0x07 {
@@ -113,7 +114,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(a, list, "hpack crate");
         // loona-hpack refuses a block that ends with a size update, which is what an
         // empty list right after a table size change encodes to (valid per RFC 7541 §4.2).
-        if !list.is_empty() {
+        // Once it has missed a block its table is out of step, so it is asked no more.
+        if list.is_empty() {
+            loona_in_step = false;
+        }
+        if loona_in_step {
             let b = oracle_b
                 .decode(&block)
                 .expect("loona-hpack rejected our block");
