@@ -28,6 +28,99 @@ pub struct Field {
     pub never_indexed: bool,
 }
 
+/// One decoded header field, borrowed from the decoder for the length of a callback.
+///
+/// Reading [`name`](FieldRef::name) and [`value`](FieldRef::value) costs nothing: they
+/// point into the header block, the static table, the dynamic table or the decoder's
+/// Huffman scratch space. [`name_bytes`](FieldRef::name_bytes),
+/// [`value_bytes`](FieldRef::value_bytes) and [`to_field`](FieldRef::to_field) make owned
+/// [`Bytes`] only when asked, so a caller that parses `:status` or `grpc-status` in place
+/// pays for no reference count or allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldRef<'a> {
+    name: Src<'a>,
+    value: Src<'a>,
+    never_indexed: bool,
+    block: &'a Bytes,
+}
+
+/// Where a borrowed string lives.
+#[derive(Clone, Copy, Debug)]
+enum Src<'a> {
+    Static(&'static [u8]),
+    /// A dynamic table entry's own copy.
+    Table(&'a Bytes),
+    /// A raw literal: this slice of the header block.
+    Block(&'a [u8]),
+    /// A Huffman literal decoded into scratch space.
+    Scratch(&'a [u8]),
+}
+
+impl<'a> Src<'a> {
+    #[inline]
+    fn as_slice(&self) -> &'a [u8] {
+        match *self {
+            Src::Static(s) => s,
+            Src::Table(b) => b,
+            Src::Block(s) | Src::Scratch(s) => s,
+        }
+    }
+
+    #[inline]
+    fn to_bytes(self, block: &Bytes) -> Bytes {
+        match self {
+            Src::Static(s) => Bytes::from_static(s),
+            Src::Table(b) => b.clone(),
+            // `s` was cut from `block`, so this shares its memory rather than copying.
+            Src::Block(s) => block.slice_ref(s),
+            Src::Scratch(s) => Bytes::copy_from_slice(s),
+        }
+    }
+}
+
+impl<'a> FieldRef<'a> {
+    /// The field name, as sent (HPACK does not check case or characters).
+    #[inline]
+    pub fn name(&self) -> &'a [u8] {
+        self.name.as_slice()
+    }
+
+    /// The field value, any bytes.
+    #[inline]
+    pub fn value(&self) -> &'a [u8] {
+        self.value.as_slice()
+    }
+
+    /// The peer sent this as a never-indexed literal (RFC 7541 §6.2.3).
+    #[inline]
+    pub fn never_indexed(&self) -> bool {
+        self.never_indexed
+    }
+
+    /// The name as owned [`Bytes`]: static, shared with the table or the block, or (for
+    /// a Huffman-coded name) a new copy.
+    #[inline]
+    pub fn name_bytes(&self) -> Bytes {
+        self.name.to_bytes(self.block)
+    }
+
+    /// The value as owned [`Bytes`], shared where it can be, as for the name.
+    #[inline]
+    pub fn value_bytes(&self) -> Bytes {
+        self.value.to_bytes(self.block)
+    }
+
+    /// The whole field, owned.
+    #[inline]
+    pub fn to_field(&self) -> Field {
+        Field {
+            name: self.name_bytes(),
+            value: self.value_bytes(),
+            never_indexed: self.never_indexed,
+        }
+    }
+}
+
 /// Why a header block could not be decoded.
 ///
 /// Every variant but [`DecodeError::HeaderListTooLarge`] means the decoder's state may no
@@ -147,25 +240,16 @@ impl Text {
     }
 
     fn as_slice<'a>(&'a self, block: &'a [u8], scratch: &'a [u8]) -> &'a [u8] {
-        match self {
-            Text::Static(s) => s,
-            Text::Shared(b) => b,
-            // The ranges were checked against these buffers when they were made.
-            Text::Block(r) => block.get(r.clone()).unwrap_or_default(),
-            Text::Scratch(r) => scratch.get(r.clone()).unwrap_or_default(),
-        }
+        self.src(block, scratch).as_slice()
     }
 
-    fn into_bytes(self, block: &Bytes, scratch: &[u8]) -> Bytes {
+    fn src<'a>(&'a self, block: &'a [u8], scratch: &'a [u8]) -> Src<'a> {
         match self {
-            Text::Static(s) => Bytes::from_static(s),
-            Text::Shared(b) => b,
-            Text::Block(r) => {
-                // Checked against the block when it was made, so `slice` cannot panic.
-                debug_assert!(r.end <= block.len());
-                block.slice(r)
-            }
-            Text::Scratch(r) => Bytes::copy_from_slice(scratch.get(r).unwrap_or_default()),
+            Text::Static(s) => Src::Static(s),
+            Text::Shared(b) => Src::Table(b),
+            // The ranges were checked against these buffers when they were made.
+            Text::Block(r) => Src::Block(block.get(r.clone()).unwrap_or_default()),
+            Text::Scratch(r) => Src::Scratch(scratch.get(r.clone()).unwrap_or_default()),
         }
     }
 }
@@ -187,6 +271,7 @@ struct ListBudget {
 
 impl ListBudget {
     /// Charges a field; false once the list has gone over the limit (that field included).
+    #[inline]
     fn admit(&mut self, size: usize) -> bool {
         if self.exceeded {
             return false;
@@ -274,7 +359,9 @@ impl Decoder {
         self.table.get(i).map(|e| (&e.name[..], &e.value[..]))
     }
 
-    /// Decodes one complete header block, handing each field to `on_field` in order.
+    /// Decodes one complete header block, handing each field to `on_field` in order as
+    /// an owned [`Field`]. A convenience over [`decode_ref`](Decoder::decode_ref), which
+    /// is faster when the caller keeps only some fields.
     ///
     /// On [`DecodeError::HeaderListTooLarge`] the fields up to the limit have been handed
     /// out, the rest of the block was still decoded into the dynamic table, and the
@@ -285,8 +372,21 @@ impl Decoder {
         block: &Bytes,
         mut on_field: F,
     ) -> Result<(), DecodeError> {
+        self.decode_ref(block, |field| on_field(field.to_field()))
+    }
+
+    /// Decodes one complete header block, lending each field to `on_field` in order.
+    ///
+    /// Errors as for [`decode`](Decoder::decode).
+    pub fn decode_ref<F: FnMut(FieldRef<'_>)>(
+        &mut self,
+        block: &Bytes,
+        mut on_field: F,
+    ) -> Result<(), DecodeError> {
         let mut pos = 0;
-        self.size_updates(block, &mut pos)?;
+        if self.required_update.is_some() || block.first().is_some_and(|&b| b & 0xe0 == 0x20) {
+            self.size_updates(block, &mut pos)?;
+        }
         let mut budget = ListBudget {
             max: self.max_header_list_size,
             used: 0,
@@ -305,7 +405,9 @@ impl Decoder {
         }
     }
 
-    /// The size updates that may open a block (RFC 7541 §4.2).
+    /// The size updates that may open a block (RFC 7541 §4.2). Rare, so kept out of
+    /// line from the per-block path.
+    #[cold]
     fn size_updates(&mut self, block: &[u8], pos: &mut usize) -> Result<(), DecodeError> {
         let mut satisfied = self.required_update.is_none();
         while let Some(&first) = block.get(*pos) {
@@ -331,7 +433,8 @@ impl Decoder {
         Ok(())
     }
 
-    fn fields<F: FnMut(Field)>(
+    #[inline]
+    fn fields<F: FnMut(FieldRef<'_>)>(
         &mut self,
         block: &Bytes,
         mut pos: usize,
@@ -340,8 +443,14 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         while let Some(&first) = block.get(pos) {
             if first & 0x80 != 0 {
-                let index = integer::decode(block, &mut pos, 7)?;
-                self.indexed(index, budget, on_field)?;
+                // Most fields of a warm connection are one-byte indices.
+                let index = if first != 0xff {
+                    pos += 1;
+                    usize::from(first & 0x7f)
+                } else {
+                    integer::decode(block, &mut pos, 7)?
+                };
+                self.indexed(index, block, budget, on_field)?;
             } else if first & 0x40 != 0 {
                 self.literal(block, &mut pos, 6, Literal::Incremental, budget, on_field)?;
             } else if first & 0x20 != 0 {
@@ -363,6 +472,7 @@ impl Decoder {
         Ok(())
     }
 
+    #[inline]
     fn lookup(&self, index: usize) -> Result<Indexed<'_>, DecodeError> {
         if index == 0 {
             return Err(DecodeError::IndexZero);
@@ -378,40 +488,39 @@ impl Decoder {
     }
 
     /// An indexed field (RFC 7541 §6.1).
-    fn indexed<F: FnMut(Field)>(
+    #[inline]
+    fn indexed<F: FnMut(FieldRef<'_>)>(
         &self,
         index: usize,
+        block: &Bytes,
         budget: &mut ListBudget,
         on_field: &mut F,
     ) -> Result<(), DecodeError> {
-        let field = match self.lookup(index)? {
-            Indexed::Static(name, value) => {
-                if !budget.admit(entry_size(name.len(), value.len())) {
-                    return Ok(());
-                }
-                Field {
-                    name: Bytes::from_static(name),
-                    value: Bytes::from_static(value),
-                    never_indexed: false,
-                }
-            }
-            Indexed::Dynamic(entry) => {
-                if !budget.admit(entry.size()) {
-                    return Ok(());
-                }
-                Field {
-                    name: entry.name.clone(),
-                    value: entry.value.clone(),
-                    never_indexed: false,
-                }
-            }
+        let (name, value, size) = match self.lookup(index)? {
+            Indexed::Static(name, value) => (
+                Src::Static(name),
+                Src::Static(value),
+                entry_size(name.len(), value.len()),
+            ),
+            Indexed::Dynamic(entry) => (
+                Src::Table(&entry.name),
+                Src::Table(&entry.value),
+                entry.size(),
+            ),
         };
-        on_field(field);
+        if budget.admit(size) {
+            on_field(FieldRef {
+                name,
+                value,
+                never_indexed: false,
+                block,
+            });
+        }
         Ok(())
     }
 
     /// A literal field (RFC 7541 §6.2), `prefix_bits` being its name index's prefix.
-    fn literal<F: FnMut(Field)>(
+    fn literal<F: FnMut(FieldRef<'_>)>(
         &mut self,
         block: &Bytes,
         pos: &mut usize,
@@ -447,22 +556,25 @@ impl Decoder {
 
         if kind == Literal::Incremental && self.table.make_room(size) {
             let entry = self.owned_entry(&name, &value, block);
-            if admitted {
-                on_field(Field {
-                    name: entry.name.clone(),
-                    value: entry.value.clone(),
+            self.table.push(entry);
+            if admitted && let Some(entry) = self.table.get(0) {
+                // Handed out from the table's copy, so owning it costs a reference count.
+                on_field(FieldRef {
+                    name: Src::Table(&entry.name),
+                    value: Src::Table(&entry.value),
                     never_indexed: false,
+                    block,
                 });
             }
-            self.table.push(entry);
             return Ok(());
         }
 
         if admitted {
-            on_field(Field {
-                name: name.into_bytes(block, &self.scratch),
-                value: value.into_bytes(block, &self.scratch),
+            on_field(FieldRef {
+                name: name.src(block, &self.scratch),
+                value: value.src(block, &self.scratch),
                 never_indexed: kind == Literal::NeverIndexed,
+                block,
             });
         }
         Ok(())
@@ -547,6 +659,49 @@ mod tests {
 
     fn err(block: &str) -> DecodeError {
         decode(&mut Decoder::new(4096, 1 << 20), &hex(block)).unwrap_err()
+    }
+
+    #[test]
+    fn borrowed_fields_match_owned_ones_and_raw_literals_share_the_block() {
+        // RFC 7541 C.3.3's block after C.3.1 and C.3.2 (raw literals, dynamic hits).
+        let blocks = [
+            hex("828684410f7777772e6578616d706c652e636f6d"),
+            hex("828684be58086e6f2d6361636865"),
+            hex("828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"),
+        ];
+        let mut owned = Decoder::new(4096, 1 << 20);
+        let mut borrowed = Decoder::new(4096, 1 << 20);
+        for block in &blocks {
+            let mut a = Vec::new();
+            owned.decode(block, |f| a.push(f)).unwrap();
+            let mut b = Vec::new();
+            let range = block.as_ptr_range();
+            borrowed
+                .decode_ref(block, |f| {
+                    assert_eq!(f.name_bytes(), f.name());
+                    let value = f.value_bytes();
+                    assert_eq!(value, f.value());
+                    b.push((f.to_field(), range.contains(&value.as_ptr())));
+                })
+                .unwrap();
+            assert_eq!(a, b.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>());
+            // Every literal in C.3 is indexed, so each comes from the table's own copy:
+            // the table must never pin the block.
+            assert!(b.iter().all(|(_, in_block)| !in_block));
+        }
+        // A literal without indexing, raw: its value is a slice of the block.
+        let block = hex("0f2b03666f6f");
+        let mut d = Decoder::new(4096, 1 << 20);
+        let range = block.as_ptr_range();
+        let mut seen = 0;
+        d.decode_ref(&block, |f| {
+            assert_eq!(f.name(), b"user-agent");
+            assert_eq!(f.value(), b"foo");
+            assert!(range.contains(&f.value_bytes().as_ptr()));
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
     }
 
     #[test]

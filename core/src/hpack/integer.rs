@@ -19,6 +19,7 @@ const _: () = assert!(usize::BITS >= 32);
 
 /// Decodes the integer whose first byte is `buf[*pos]`, using its low `prefix_bits` bits,
 /// and advances `pos` past it. The bits above the prefix are the caller's business.
+#[inline]
 pub(super) fn decode(buf: &[u8], pos: &mut usize, prefix_bits: u8) -> Result<usize, DecodeError> {
     debug_assert!((1..=8).contains(&prefix_bits));
     let max = (1usize << prefix_bits) - 1;

@@ -21,7 +21,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use decoder::{DecodeError, Decoder, Field};
+pub use decoder::{DecodeError, Decoder, Field, FieldRef};
 pub use encoder::{DEFAULT_ENCODER_TABLE_CAP, Encoder, HeaderField, Indexing};
 pub use table::ENTRY_OVERHEAD;
 

@@ -69,6 +69,7 @@ const ENTRIES: [(&[u8], &[u8]); LEN] = [
 ];
 
 /// The entry at `index` (1-based), if it is a static index.
+#[inline]
 pub(super) fn get(index: usize) -> Option<(&'static [u8], &'static [u8])> {
     ENTRIES.get(index.checked_sub(1)?).copied()
 }

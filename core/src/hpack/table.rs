@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 pub const ENTRY_OVERHEAD: usize = 32;
 
 /// An entry's size as RFC 7541 §4.1 counts it.
+#[inline]
 pub(super) fn entry_size(name_len: usize, value_len: usize) -> usize {
     name_len
         .saturating_add(value_len)
@@ -18,6 +19,7 @@ pub(super) fn entry_size(name_len: usize, value_len: usize) -> usize {
 pub(super) trait Entry {
     fn name(&self) -> &[u8];
     fn value(&self) -> &[u8];
+    #[inline]
     fn size(&self) -> usize {
         entry_size(self.name().len(), self.value().len())
     }
@@ -45,15 +47,18 @@ impl<E: Entry> DynamicTable<E> {
         self.size
     }
 
+    #[inline]
     pub(super) fn max_size(&self) -> usize {
         self.max_size
     }
 
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Entry `i`, newest first.
+    #[inline]
     pub(super) fn get(&self, i: usize) -> Option<&E> {
         self.entries.get(i)
     }
