@@ -7,9 +7,11 @@
 //! Layers present so far, bottom up:
 //! - [`frame`]: the RFC 9113 frame codec (streaming decoder, encoder, validation).
 //! - [`hpack`]: the RFC 7541 header compression codec.
+//! - [`h2`]: one HTTP/2 connection (client or server) as a state machine.
 
 pub mod error_code;
 pub mod frame;
+pub mod h2;
 pub mod hpack;
 
 pub use error_code::ErrorCode;

@@ -1,1 +1,7 @@
-//! Shared helpers for grpc-sansio's scenario tests (in `tests/tests/`).
+//! Shared helpers for grpc-sansio's scenario tests (in `tests/tests/`): a seeded random
+//! source, an in-memory client/server pair under a virtual clock (the start of the
+//! deterministic simulator), and a scripted raw-frame peer.
+
+pub mod pair;
+pub mod rng;
+pub mod script;

@@ -1,0 +1,1430 @@
+//! The HTTP/2 connection state machine: bytes and time in, bytes and events out.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::config::{ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, Role, SMALL_PAYLOAD_COPY};
+use super::event::{CloseReason, CommandError, Event, Header, Initiator, StreamReset};
+use super::flow::{ConnRecvWindow, SendWindow};
+use super::stream::{Item, RecvPhase, State, Stream};
+use super::transmit::Transmit;
+use crate::ErrorCode;
+use crate::frame::{
+    self, Data, DecoderConfig, Frame, FrameDecoder, FrameError, GoAway, Headers, PrefaceCheck,
+    Settings, StreamId, WindowUpdate,
+};
+use crate::hpack::{self, Field, HeaderField, Indexing};
+
+/// Largest stream id (RFC 9113 §5.1.1: 31 bits).
+const MAX_STREAM_ID: u32 = (1 << 31) - 1;
+
+/// Payload of the PING that ends the first phase of a server's graceful shutdown
+/// (grpc-go sends a PING after the first GOAWAY and the real GOAWAY after its ACK, so that
+/// streams already in flight when the first GOAWAY left are still accepted).
+const SHUTDOWN_PING: [u8; 8] = *b"gsnsshut";
+
+/// Stream ids are small integers chosen by the peer; hashing them with SipHash buys
+/// nothing, and a fixed hasher keeps iteration order (and so event order) deterministic.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        // Fibonacci hashing spreads consecutive odd ids over the table.
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type StreamMap = HashMap<u32, Stream, BuildHasherDefault<IdHasher>>;
+
+fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) -> GoAway {
+    GoAway {
+        last_stream_id,
+        error_code,
+        debug_data,
+    }
+}
+
+/// A control frame waiting for the writer. These go before any stream's frames.
+#[derive(Debug)]
+enum Control {
+    Settings(Settings),
+    SettingsAck,
+    Ping {
+        payload: [u8; 8],
+        ack: bool,
+    },
+    WindowUpdate {
+        stream_id: StreamId,
+        increment: u32,
+    },
+    Reset {
+        stream_id: StreamId,
+        code: ErrorCode,
+    },
+    GoAway(GoAway),
+}
+
+/// How a frame's stream id relates to the streams we know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// A live stream the peer has seen.
+    Active,
+    /// Once used, now closed (or, for our own ids, skipped).
+    Closed,
+    /// Never opened: the peer may not send most frames on it.
+    Idle,
+}
+
+/// One HTTP/2 connection, client or server, with no I/O of its own.
+///
+/// Drive it like this (the order matters only in that all outputs should be drained
+/// after every input):
+/// - inputs: [`recv`](Connection::recv) bytes from the socket,
+///   [`handle_timeout`](Connection::handle_timeout) when [`poll_timeout`](Connection::poll_timeout)
+///   passes, [`recv_eof`](Connection::recv_eof) when the socket closes, and the
+///   application's commands ([`open_stream`](Connection::open_stream),
+///   [`send_data`](Connection::send_data), …);
+/// - outputs: [`poll_transmit`](Connection::poll_transmit) until it returns 0, then
+///   [`poll_event`](Connection::poll_event) until `None`, then `poll_timeout` for the
+///   next timer; stop reading the socket while [`wants_read`](Connection::wants_read) is
+///   false; close the socket once [`is_closed`](Connection::is_closed).
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+
+    // Reading.
+    inbox: BytesMut,
+    /// Server: the client's preface has not been seen yet.
+    awaiting_preface: bool,
+    /// The peer's first SETTINGS has arrived.
+    peer_settings_seen: bool,
+    decoder: FrameDecoder,
+    hpack_decoder: hpack::Decoder,
+
+    // Writing.
+    preface_written: bool,
+    hpack_encoder: hpack::Encoder,
+    control: VecDeque<Control>,
+    /// Streams with something writable, served round-robin.
+    ready: VecDeque<StreamId>,
+    /// Streams with DATA waiting only for connection window.
+    conn_blocked: VecDeque<StreamId>,
+    out: BytesMut,
+    block_scratch: BytesMut,
+
+    // Our settings.
+    /// When our unacknowledged SETTINGS was written.
+    settings_sent_at: Option<Instant>,
+    settings_acked: bool,
+
+    // The peer's settings.
+    peer_max_frame_size: u32,
+    peer_initial_window: u32,
+    peer_max_concurrent_streams: u32,
+    peer_max_header_list_size: Option<u32>,
+
+    // Windows.
+    conn_send: SendWindow,
+    conn_recv: ConnRecvWindow,
+
+    // Streams.
+    streams: StreamMap,
+    /// Next id we would open (client: odd).
+    next_local_id: u32,
+    /// Highest id the peer has opened.
+    last_peer_id: u32,
+    /// Our streams counted against the peer's MAX_CONCURRENT_STREAMS.
+    local_active: usize,
+    /// The peer's streams counted against ours.
+    peer_active: usize,
+    /// Our streams waiting for the peer's quota, oldest first.
+    pending_open: VecDeque<StreamId>,
+    ids_exhausted_told: bool,
+    /// DATA delivered to the application and not yet released.
+    unconsumed: usize,
+
+    // Shutdown.
+    goaway_received: Option<StreamId>,
+    /// The code and debug data of the peer's first GOAWAY, for the close reason.
+    peer_goaway_code: Option<(ErrorCode, Bytes)>,
+    /// The last-stream-id of the GOAWAY we sent (final phase).
+    goaway_sent: Option<StreamId>,
+    /// Server graceful shutdown: first GOAWAY sent, waiting for the PING ACK.
+    shutdown_ping_pending: bool,
+    /// Set once the connection is over; the final GOAWAY may still be queued.
+    closed: Option<CloseReason>,
+
+    // Pings we sent for the application, oldest first, with the time they were written.
+    user_pings: VecDeque<([u8; 8], Option<Instant>)>,
+
+    events: VecDeque<Event>,
+}
+
+impl Connection {
+    /// A new connection. A client queues its preface, SETTINGS and connection
+    /// WINDOW_UPDATE; a server its SETTINGS (its half of the connection preface).
+    pub fn new(role: Role, config: Config) -> Connection {
+        let decoder = FrameDecoder::new(DecoderConfig {
+            max_frame_size: config.max_frame_size,
+            // The encoded block is never larger than the list it decodes to plus a little
+            // (see `frame::HEADER_BLOCK_SLACK`).
+            max_header_block_size: config.max_header_list_size as usize + frame::HEADER_BLOCK_SLACK,
+            ..DecoderConfig::default()
+        });
+        let hpack_decoder = hpack::Decoder::new(
+            config.header_table_size as usize,
+            config.max_header_list_size as usize,
+        );
+        let mut conn = Connection {
+            role,
+            inbox: BytesMut::new(),
+            awaiting_preface: role == Role::Server,
+            peer_settings_seen: false,
+            decoder,
+            hpack_decoder,
+            preface_written: role == Role::Server,
+            hpack_encoder: hpack::Encoder::new(),
+            control: VecDeque::new(),
+            ready: VecDeque::new(),
+            conn_blocked: VecDeque::new(),
+            out: BytesMut::new(),
+            block_scratch: BytesMut::new(),
+            settings_sent_at: None,
+            settings_acked: false,
+            peer_max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
+            peer_initial_window: frame::DEFAULT_INITIAL_WINDOW_SIZE,
+            peer_max_concurrent_streams: ASSUMED_PEER_MAX_CONCURRENT_STREAMS,
+            peer_max_header_list_size: None,
+            conn_send: SendWindow::new(frame::DEFAULT_INITIAL_WINDOW_SIZE),
+            // Every connection starts at the RFC's window; ours grows by WINDOW_UPDATE.
+            conn_recv: ConnRecvWindow::new(frame::DEFAULT_INITIAL_WINDOW_SIZE),
+            streams: StreamMap::default(),
+            next_local_id: match role {
+                Role::Client => 1,
+                Role::Server => 2,
+            },
+            last_peer_id: 0,
+            local_active: 0,
+            peer_active: 0,
+            pending_open: VecDeque::new(),
+            ids_exhausted_told: false,
+            unconsumed: 0,
+            goaway_received: None,
+            peer_goaway_code: None,
+            goaway_sent: None,
+            shutdown_ping_pending: false,
+            closed: None,
+            user_pings: VecDeque::new(),
+            events: VecDeque::new(),
+            config,
+        };
+        conn.queue_initial_settings();
+        conn
+    }
+
+    fn queue_initial_settings(&mut self) {
+        let c = &self.config;
+        let settings = Settings {
+            // Push is never used by gRPC; a client says so, a server must not send it.
+            enable_push: (self.role == Role::Client).then_some(false),
+            header_table_size: (c.header_table_size != hpack::DEFAULT_HEADER_TABLE_SIZE as u32)
+                .then_some(c.header_table_size),
+            max_concurrent_streams: c.max_concurrent_streams,
+            initial_window_size: (c.initial_stream_window != frame::DEFAULT_INITIAL_WINDOW_SIZE)
+                .then_some(c.initial_stream_window),
+            max_frame_size: (c.max_frame_size != frame::DEFAULT_MAX_FRAME_SIZE)
+                .then_some(c.max_frame_size),
+            max_header_list_size: Some(c.max_header_list_size),
+            ..Settings::default()
+        };
+        self.control.push_back(Control::Settings(settings));
+        if let Some(increment) = self
+            .conn_recv
+            .set_limit(self.config.initial_connection_window)
+        {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id: StreamId::ZERO,
+                increment,
+            });
+        }
+    }
+
+    // ----- getters -----
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The peer's preface and first SETTINGS have arrived.
+    pub fn is_connected(&self) -> bool {
+        self.peer_settings_seen && self.closed.is_none()
+    }
+
+    /// The connection is over and everything it had to write has been handed out.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some() && self.control.is_empty() && self.out.is_empty()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<&CloseReason> {
+        self.closed.as_ref()
+    }
+
+    /// Whether the owner should read more bytes from the socket now. False while too many
+    /// control replies wait to be written (the peer is not reading ours), while the
+    /// application holds more undelivered DATA than the connection window, or once closed.
+    pub fn wants_read(&self) -> bool {
+        self.closed.is_none()
+            && self.control.len() < self.config.max_queued_control_frames
+            && self.unconsumed <= self.conn_recv.limit() as usize
+    }
+
+    /// Streams currently open (ours and the peer's).
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Bytes the application may still queue on `stream_id` before its send buffer is
+    /// full (0 for unknown streams).
+    pub fn send_capacity(&self, stream_id: StreamId) -> usize {
+        self.streams.get(&stream_id.value()).map_or(0, |s| {
+            self.config
+                .stream_send_buffer
+                .saturating_sub(s.queued_bytes)
+        })
+    }
+
+    /// The next time [`handle_timeout`](Connection::handle_timeout) must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        self.settings_sent_at
+            .and_then(|at| at.checked_add(self.config.settings_timeout))
+    }
+
+    // ----- inputs -----
+
+    /// Bytes arrived from the peer. Hand over the buffer they were read into: DATA
+    /// payloads are delivered as slices of it, without copying.
+    pub fn recv(&mut self, data: BytesMut, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        if self.inbox.is_empty() {
+            self.inbox = data;
+        } else {
+            // Zero-copy when `data` continues the inbox's buffer, a copy otherwise.
+            self.inbox.unsplit(data);
+        }
+        self.process_inbox(now);
+    }
+
+    /// [`recv`](Connection::recv) for bytes in a borrowed slice (copied).
+    pub fn recv_slice(&mut self, data: &[u8], now: Instant) {
+        self.recv(BytesMut::from(data), now);
+    }
+
+    /// The transport closed (EOF or an I/O error).
+    pub fn recv_eof(&mut self) {
+        if self.closed.is_none() {
+            self.finish(CloseReason::TransportClosed, ErrorCode::Cancel);
+        }
+    }
+
+    /// Time passed: fire whatever timers are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        if let Some(deadline) = self.poll_timeout()
+            && now >= deadline
+            && self.settings_sent_at.is_some()
+        {
+            self.connection_error(
+                ErrorCode::SettingsTimeout,
+                "SETTINGS not acknowledged in time",
+            );
+        }
+    }
+
+    // ----- commands -----
+
+    /// Opens a stream with its request headers (client only). The stream id is assigned
+    /// now; the HEADERS go out once the peer's MAX_CONCURRENT_STREAMS allows.
+    pub fn open_stream(
+        &mut self,
+        headers: Vec<Header>,
+        end_stream: bool,
+    ) -> Result<StreamId, CommandError> {
+        if self.role != Role::Client {
+            return Err(CommandError::NotAClient);
+        }
+        self.check_open()?;
+        if self.goaway_received.is_some() || self.goaway_sent.is_some() {
+            return Err(CommandError::Draining);
+        }
+        if self.next_local_id > MAX_STREAM_ID {
+            return Err(CommandError::StreamIdsExhausted);
+        }
+        self.check_header_list(&headers)?;
+        let id = StreamId::new(self.next_local_id);
+        self.next_local_id += 2;
+        if self.next_local_id > MAX_STREAM_ID && !self.ids_exhausted_told {
+            self.ids_exhausted_told = true;
+            self.events.push_back(Event::StreamIdsExhausted);
+        }
+        let mut stream = Stream::new(
+            id,
+            State::Idle,
+            self.peer_initial_window,
+            self.stream_recv_limit(),
+        );
+        stream.headers_queued = true;
+        stream.send_finished = end_stream;
+        stream.queue.push_back(Item::Headers {
+            fields: headers,
+            end_stream,
+        });
+        self.streams.insert(id.value(), stream);
+        self.pending_open.push_back(id);
+        self.grant_quota();
+        Ok(id)
+    }
+
+    /// Sends response headers (server), or trailers (either side) when headers were
+    /// already sent: trailers must have `end_stream`.
+    pub fn send_headers(
+        &mut self,
+        stream_id: StreamId,
+        headers: Vec<Header>,
+        end_stream: bool,
+    ) -> Result<(), CommandError> {
+        self.check_open()?;
+        self.check_header_list(&headers)?;
+        let stream = self.sendable_stream(stream_id)?;
+        if stream.headers_queued && !end_stream {
+            return Err(CommandError::HeadersAlreadySent);
+        }
+        stream.headers_queued = true;
+        stream.send_finished = end_stream;
+        stream.queue.push_back(Item::Headers {
+            fields: headers,
+            end_stream,
+        });
+        self.schedule(stream_id);
+        Ok(())
+    }
+
+    /// Queues DATA. The bytes are accepted whatever the send buffer holds (data accepted
+    /// is never dropped); check [`send_capacity`](Connection::send_capacity) to apply
+    /// back-pressure, and wait for [`Event::StreamWritable`] when it is 0.
+    pub fn send_data(
+        &mut self,
+        stream_id: StreamId,
+        data: Bytes,
+        end_stream: bool,
+    ) -> Result<(), CommandError> {
+        self.check_open()?;
+        let limit = self.config.stream_send_buffer;
+        let stream = self.sendable_stream(stream_id)?;
+        if !stream.headers_queued {
+            // A server must answer with HEADERS first; RFC 9113 §8.1.
+            return Err(CommandError::UnknownStream);
+        }
+        if data.is_empty() && !end_stream {
+            return Ok(());
+        }
+        stream.queued_bytes += data.len();
+        stream.send_finished = end_stream;
+        if stream.queued_bytes >= limit {
+            stream.wants_writable = true;
+        }
+        stream.queue.push_back(Item::Data { data, end_stream });
+        self.schedule(stream_id);
+        Ok(())
+    }
+
+    /// Resets a stream with `code` (CANCEL when the application gives up).
+    pub fn reset(&mut self, stream_id: StreamId, code: ErrorCode) -> Result<(), CommandError> {
+        self.check_open()?;
+        let Some(stream) = self.streams.get(&stream_id.value()) else {
+            return Err(CommandError::UnknownStream);
+        };
+        let never_sent = stream.state == State::Idle;
+        self.close_stream(stream_id);
+        if !never_sent {
+            self.control.push_back(Control::Reset { stream_id, code });
+        }
+        Ok(())
+    }
+
+    /// The application consumed `n` bytes of DATA delivered on `stream_id`: reopens the
+    /// flow-control window (a WINDOW_UPDATE goes out once a quarter of it is free).
+    pub fn release_data(&mut self, stream_id: StreamId, n: usize) -> Result<(), CommandError> {
+        if n > self.unconsumed {
+            return Err(CommandError::ReleaseTooLarge);
+        }
+        self.unconsumed -= n;
+        let Some(stream) = self.streams.get_mut(&stream_id.value()) else {
+            // The stream ended; the connection window was already released on receipt.
+            return Ok(());
+        };
+        let n = u32::try_from(n).map_err(|_| CommandError::ReleaseTooLarge)?;
+        if n > stream.recv_window.unconsumed() {
+            return Err(CommandError::ReleaseTooLarge);
+        }
+        if let Some(increment) = stream.recv_window.release(n)
+            && stream.recv_phase != RecvPhase::Done
+        {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id,
+                increment,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a PING; [`Event::PingAck`] reports its round-trip time.
+    pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), CommandError> {
+        self.check_open()?;
+        self.user_pings.push_back((payload, None));
+        self.control.push_back(Control::Ping {
+            payload,
+            ack: false,
+        });
+        Ok(())
+    }
+
+    /// Graceful shutdown: no new streams, the open ones finish, then the connection
+    /// closes. A server does it in two phases (GOAWAY with the largest id and a PING,
+    /// then GOAWAY with the real last id after the ACK) so requests already in flight are
+    /// not lost.
+    pub fn shutdown(&mut self) {
+        if self.closed.is_some() || self.goaway_sent.is_some() || self.shutdown_ping_pending {
+            return;
+        }
+        match self.role {
+            Role::Client => {
+                // We accept no server-initiated streams, so the last id is 0.
+                self.send_goaway(StreamId::ZERO, ErrorCode::NoError, Bytes::new());
+                self.fail_pending_open("connection shutting down");
+                self.maybe_finish_draining();
+            }
+            Role::Server => {
+                self.control.push_back(Control::GoAway(goaway(
+                    StreamId::new(MAX_STREAM_ID),
+                    ErrorCode::NoError,
+                    Bytes::new(),
+                )));
+                self.control.push_back(Control::Ping {
+                    payload: SHUTDOWN_PING,
+                    ack: false,
+                });
+                self.shutdown_ping_pending = true;
+            }
+        }
+    }
+
+    /// Closes at once with GOAWAY `code`; every open stream is reset.
+    pub fn close(&mut self, code: ErrorCode, reason: &'static str) {
+        if self.closed.is_none() {
+            self.connection_error(code, reason);
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The loopy writer: appends what should be written next to `out` (control frames
+    /// first, then streams round-robin, DATA cut to the windows and the peer's max frame
+    /// size), up to the configured batch size. Returns the bytes added; 0 when idle.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> usize {
+        let start = out.len();
+        let budget = self.config.max_write_batch;
+        if !self.preface_written {
+            self.preface_written = true;
+            self.out.extend_from_slice(frame::PREFACE);
+        }
+        while self.batched(out) < budget {
+            let Some(control) = self.control.pop_front() else {
+                break;
+            };
+            self.write_control(control, now);
+        }
+        if self.closed.is_none() {
+            while self.batched(out) < budget {
+                let Some(id) = self.ready.pop_front() else {
+                    break;
+                };
+                self.write_stream(id, out);
+            }
+        }
+        if !self.out.is_empty() {
+            out.push(self.out.split().freeze());
+        }
+        out.len() - start
+    }
+
+    fn batched(&self, out: &Transmit) -> usize {
+        out.len() + self.out.len()
+    }
+
+    fn write_control(&mut self, control: Control, now: Instant) {
+        let max = self.peer_max_frame_size;
+        let frame = match control {
+            Control::Settings(settings) => {
+                self.settings_sent_at = Some(now);
+                Frame::Settings(settings)
+            }
+            Control::SettingsAck => Frame::Settings(Settings::ack()),
+            Control::Ping { payload, ack } => {
+                if !ack
+                    && let Some(entry) = self
+                        .user_pings
+                        .iter_mut()
+                        .find(|(p, at)| *p == payload && at.is_none())
+                {
+                    entry.1 = Some(now);
+                }
+                Frame::Ping(frame::Ping { ack, payload })
+            }
+            Control::WindowUpdate {
+                stream_id,
+                increment,
+            } => Frame::WindowUpdate(WindowUpdate::new(stream_id, increment)),
+            Control::Reset { stream_id, code } => {
+                Frame::RstStream(frame::RstStream::new(stream_id, code))
+            }
+            Control::GoAway(goaway) => Frame::GoAway(goaway),
+        };
+        // Control frames are built valid and small; an encode error would be our bug, and
+        // dropping the frame is safer than panicking in a peer-driven path.
+        let _ = frame.encode(&mut self.out, max);
+    }
+
+    fn write_stream(&mut self, id: StreamId, out: &mut Transmit) {
+        let conn_window = self.conn_send.available();
+        let max_frame = self.peer_max_frame_size;
+        let Some(stream) = self.streams.get_mut(&id.value()) else {
+            return;
+        };
+        stream.scheduled = false;
+        let mut closed = false;
+        // Headers (not flow-controlled) go out as they come; then at most one DATA frame,
+        // so every ready stream gets a turn before this one sends again.
+        loop {
+            match stream.queue.front_mut() {
+                None => break,
+                Some(Item::Headers { .. }) => {
+                    let Some(Item::Headers { fields, end_stream }) = stream.queue.pop_front()
+                    else {
+                        break;
+                    };
+                    if stream.state == State::Idle {
+                        stream.state = State::Open;
+                    }
+                    self.block_scratch.clear();
+                    self.hpack_encoder.encode(
+                        fields.iter().map(|h| HeaderField {
+                            name: &h.name,
+                            value: &h.value,
+                            indexing: if h.sensitive {
+                                Indexing::Never
+                            } else {
+                                Indexing::Auto
+                            },
+                        }),
+                        &mut self.block_scratch,
+                    );
+                    let headers = Headers {
+                        end_stream,
+                        ..Headers::new(id, self.block_scratch.split().freeze())
+                    };
+                    let _ = Frame::Headers(headers).encode(&mut self.out, max_frame);
+                    if end_stream {
+                        closed = stream.on_end_stream_sent();
+                        break;
+                    }
+                }
+                Some(Item::Data { data, end_stream }) => {
+                    let end_stream = *end_stream;
+                    if data.is_empty() {
+                        Data {
+                            end_stream,
+                            ..Data::new(id, Bytes::new())
+                        }
+                        .encode_head(&mut self.out);
+                        stream.queue.pop_front();
+                        if end_stream {
+                            closed = stream.on_end_stream_sent();
+                        }
+                        break;
+                    }
+                    let window = stream.send_window.available().min(conn_window);
+                    let n = (data.len() as u64)
+                        .min(u64::from(window))
+                        .min(u64::from(max_frame)) as usize;
+                    if n == 0 {
+                        if conn_window == 0 && stream.send_window.available() > 0 {
+                            self.conn_blocked.push_back(id);
+                            stream.scheduled = true;
+                        }
+                        break;
+                    }
+                    let chunk = data.split_to(n);
+                    let last = data.is_empty();
+                    let frame = Data {
+                        end_stream: end_stream && last,
+                        ..Data::new(id, chunk)
+                    };
+                    frame.encode_head(&mut self.out);
+                    if frame.payload.len() < SMALL_PAYLOAD_COPY {
+                        self.out.extend_from_slice(&frame.payload);
+                    } else {
+                        out.push(self.out.split().freeze());
+                        out.push(frame.payload);
+                    }
+                    let n32 = n as u32;
+                    stream.send_window.consume(n32);
+                    self.conn_send.consume(n32);
+                    stream.queued_bytes -= n;
+                    if last {
+                        stream.queue.pop_front();
+                        if end_stream {
+                            closed = stream.on_end_stream_sent();
+                        }
+                    }
+                    if stream.wants_writable && stream.queued_bytes < self.config.stream_send_buffer
+                    {
+                        stream.wants_writable = false;
+                        self.events
+                            .push_back(Event::StreamWritable { stream_id: id });
+                    }
+                    break;
+                }
+            }
+        }
+        if closed {
+            self.close_stream(id);
+            return;
+        }
+        if !stream.scheduled && stream.has_writable(self.conn_send.available()) {
+            stream.scheduled = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    // ----- reading -----
+
+    fn process_inbox(&mut self, now: Instant) {
+        if self.awaiting_preface {
+            match frame::check_preface(&self.inbox) {
+                PrefaceCheck::Complete => {
+                    let _ = self.inbox.split_to(frame::PREFACE.len());
+                    self.awaiting_preface = false;
+                }
+                PrefaceCheck::Partial => return,
+                PrefaceCheck::Invalid => {
+                    // RFC 9113 §3.4: the peer is not speaking HTTP/2; a GOAWAY may be
+                    // omitted, and an HTTP/1.1 client would not understand one.
+                    self.finish(CloseReason::BadPreface, ErrorCode::ProtocolError);
+                    return;
+                }
+            }
+        }
+        while self.closed.is_none() {
+            match self.decoder.decode(&mut self.inbox) {
+                Ok(Some(frame)) => self.handle_frame(frame, now),
+                Ok(None) => break,
+                Err(FrameError::Connection { code, reason }) => {
+                    self.connection_error(code, reason);
+                }
+                Err(FrameError::Stream {
+                    stream_id,
+                    code,
+                    reason,
+                }) => self.stream_error(stream_id, code, reason),
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame, now: Instant) {
+        if !self.peer_settings_seen {
+            // RFC 9113 §3.4: the preface ends with a SETTINGS frame.
+            match &frame {
+                Frame::Settings(s) if !s.ack => {}
+                _ => {
+                    return self
+                        .connection_error(ErrorCode::ProtocolError, "first frame is not SETTINGS");
+                }
+            }
+        }
+        match frame {
+            Frame::Data(data) => self.on_data(data),
+            Frame::Headers(headers) => self.on_headers(headers),
+            Frame::Priority(_) => {} // RFC 9113 §5.3.2: deprecated, ignored.
+            Frame::RstStream(rst) => self.on_rst_stream(rst.stream_id, rst.error_code),
+            Frame::Settings(settings) => self.on_settings(settings),
+            Frame::PushPromise(_) => self.connection_error(
+                ErrorCode::ProtocolError,
+                // §8.4: we sent ENABLE_PUSH 0 (client) or are a server, which never
+                // receives PUSH_PROMISE.
+                "PUSH_PROMISE when push is disabled",
+            ),
+            Frame::Ping(ping) => self.on_ping(ping, now),
+            Frame::GoAway(goaway) => self.on_goaway(goaway),
+            Frame::WindowUpdate(wu) => self.on_window_update(wu),
+            Frame::Unknown(_) => {} // §5.5: ignored.
+        }
+    }
+
+    fn known(&self, id: StreamId) -> Known {
+        if let Some(stream) = self.streams.get(&id.value()) {
+            // Our own stream whose HEADERS the peer has not seen is idle to it.
+            return if stream.state == State::Idle {
+                Known::Idle
+            } else {
+                Known::Active
+            };
+        }
+        let ours = match self.role {
+            Role::Client => id.is_client_initiated(),
+            Role::Server => id.is_server_initiated(),
+        };
+        let used = if ours {
+            id.value() < self.next_local_id
+        } else {
+            id.value() <= self.last_peer_id
+        };
+        if used { Known::Closed } else { Known::Idle }
+    }
+
+    fn on_data(&mut self, data: Data) {
+        let id = data.stream_id;
+        let flow_len = data.flow_controlled_len();
+        // Connection-level accounting first, whatever the stream's fate (§6.9).
+        match self.conn_recv.on_data(flow_len) {
+            Err(_) => {
+                return self.connection_error(
+                    ErrorCode::FlowControlError,
+                    "DATA beyond the connection window",
+                );
+            }
+            Ok(Some(increment)) => self.control.push_back(Control::WindowUpdate {
+                stream_id: StreamId::ZERO,
+                increment,
+            }),
+            Ok(None) => {}
+        }
+        match self.known(id) {
+            Known::Idle => {
+                return self.connection_error(ErrorCode::ProtocolError, "DATA on an idle stream");
+            }
+            // Late frames after a reset or normal close are ignored (§5.1: "closed").
+            Known::Closed => return,
+            Known::Active => {}
+        }
+        let Some(stream) = self.streams.get_mut(&id.value()) else {
+            return;
+        };
+        if !stream.can_recv() {
+            // §5.1: half-closed (remote) accepts only WINDOW_UPDATE, PRIORITY, RST_STREAM.
+            return self.stream_error(id, ErrorCode::StreamClosed, "DATA after END_STREAM");
+        }
+        if stream.recv_phase == RecvPhase::AwaitingHeaders {
+            return self.stream_error(id, ErrorCode::ProtocolError, "DATA before HEADERS");
+        }
+        if stream.recv_window.on_data(flow_len).is_err() {
+            return self.stream_error(
+                id,
+                ErrorCode::FlowControlError,
+                "DATA beyond the stream window",
+            );
+        }
+        let padding = flow_len - data.payload.len() as u32;
+        if padding > 0
+            && let Some(increment) = stream.recv_window.release(padding)
+        {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id: id,
+                increment,
+            });
+        }
+        let closed = data.end_stream && stream.on_end_stream_received();
+        self.unconsumed += data.payload.len();
+        if !data.payload.is_empty() || data.end_stream {
+            self.events.push_back(Event::Data {
+                stream_id: id,
+                data: data.payload,
+                end_stream: data.end_stream,
+            });
+        }
+        if closed {
+            self.close_stream(id);
+        }
+    }
+
+    fn on_headers(&mut self, headers: Headers) {
+        let id = headers.stream_id;
+        // Decode first, always: the HPACK table must see every block (RFC 9113 §4.3).
+        let mut fields: Vec<Field> = Vec::new();
+        let decoded = self
+            .hpack_decoder
+            .decode(&headers.header_block, |f| fields.push(f));
+        if let Err(err) = decoded
+            && err.is_connection_error()
+        {
+            return self.connection_error(ErrorCode::CompressionError, "HPACK decoding failed");
+        }
+        let too_large = decoded.is_err();
+        if let Err(FrameError::Stream { code, reason, .. }) = headers.check_priority() {
+            return self.reset_peer_stream(id, code, reason);
+        }
+        match self.known(id) {
+            Known::Active => self.on_stream_headers(id, fields, headers.end_stream, too_large),
+            Known::Closed => {} // Late HEADERS on a closed stream: decoded, ignored.
+            Known::Idle => {
+                let peer_initiated = match self.role {
+                    Role::Client => id.is_server_initiated(),
+                    Role::Server => id.is_client_initiated(),
+                };
+                if self.role == Role::Client || !peer_initiated {
+                    // A client only receives HEADERS on streams it opened; §8.4 push
+                    // would be the only way for a server to start one.
+                    return self.connection_error(
+                        ErrorCode::ProtocolError,
+                        "HEADERS on a stream we never opened",
+                    );
+                }
+                self.accept_stream(id, fields, headers.end_stream, too_large);
+            }
+        }
+    }
+
+    /// A server's new stream.
+    fn accept_stream(
+        &mut self,
+        id: StreamId,
+        fields: Vec<Field>,
+        end_stream: bool,
+        too_large: bool,
+    ) {
+        // Ids only grow (§5.1.1); `known` said idle, so id > last_peer_id.
+        self.last_peer_id = id.value();
+        if self.goaway_sent.is_some_and(|last| id > last) {
+            // §6.8: streams above our GOAWAY's last id are ignored.
+            return;
+        }
+        if too_large {
+            return self.refuse(id, ErrorCode::ProtocolError);
+        }
+        if self
+            .config
+            .max_concurrent_streams
+            .is_some_and(|max| self.peer_active >= max as usize)
+        {
+            // §5.1.2: over our limit: REFUSED_STREAM, so the client may retry elsewhere.
+            return self.refuse(id, ErrorCode::RefusedStream);
+        }
+        let mut stream = Stream::new(
+            id,
+            State::Open,
+            self.peer_initial_window,
+            self.stream_recv_limit(),
+        );
+        stream.counted = true;
+        stream.recv_phase = RecvPhase::Body;
+        if end_stream {
+            stream.on_end_stream_received();
+        }
+        self.peer_active += 1;
+        self.streams.insert(id.value(), stream);
+        self.events.push_back(Event::Headers {
+            stream_id: id,
+            fields,
+            end_stream,
+        });
+    }
+
+    /// Resets a stream we never accepted: the application never hears of it.
+    fn refuse(&mut self, id: StreamId, code: ErrorCode) {
+        self.control.push_back(Control::Reset {
+            stream_id: id,
+            code,
+        });
+    }
+
+    fn on_stream_headers(
+        &mut self,
+        id: StreamId,
+        fields: Vec<Field>,
+        end_stream: bool,
+        too_large: bool,
+    ) {
+        let Some(stream) = self.streams.get_mut(&id.value()) else {
+            return;
+        };
+        if !stream.can_recv() {
+            return self.stream_error(id, ErrorCode::StreamClosed, "HEADERS after END_STREAM");
+        }
+        if too_large {
+            return self.stream_error(id, ErrorCode::ProtocolError, "header list too large");
+        }
+        let event = match stream.recv_phase {
+            RecvPhase::AwaitingHeaders => {
+                stream.recv_phase = RecvPhase::Body;
+                Event::Headers {
+                    stream_id: id,
+                    fields,
+                    end_stream,
+                }
+            }
+            RecvPhase::Body if end_stream => Event::Trailers {
+                stream_id: id,
+                fields,
+            },
+            // gRPC over HTTP/2 (and RFC 9113 §8.1): HEADERS only open or end a stream.
+            _ => {
+                return self.stream_error(
+                    id,
+                    ErrorCode::ProtocolError,
+                    "HEADERS in the middle of a stream",
+                );
+            }
+        };
+        let closed = end_stream && stream.on_end_stream_received();
+        self.events.push_back(event);
+        if closed {
+            self.close_stream(id);
+        }
+    }
+
+    fn on_rst_stream(&mut self, id: StreamId, code: ErrorCode) {
+        match self.known(id) {
+            Known::Idle => {
+                self.connection_error(ErrorCode::ProtocolError, "RST_STREAM on an idle stream")
+            }
+            Known::Closed => {}
+            Known::Active => {
+                self.close_stream(id);
+                self.events.push_back(Event::StreamReset {
+                    stream_id: id,
+                    reset: StreamReset {
+                        code,
+                        initiator: Initiator::Remote,
+                        unprocessed: code == ErrorCode::RefusedStream,
+                        reason: "peer reset the stream",
+                    },
+                });
+            }
+        }
+    }
+
+    fn on_settings(&mut self, settings: Settings) {
+        if settings.ack {
+            if self.settings_sent_at.take().is_some() {
+                self.settings_acked = true;
+            }
+            // An ACK we did not ask for is harmless; ignore it.
+            return;
+        }
+        if settings.enable_push == Some(true) && self.role == Role::Client {
+            // RFC 9113 §6.5.2: a server must not enable push.
+            return self.connection_error(ErrorCode::ProtocolError, "server sent ENABLE_PUSH 1");
+        }
+        if let Some(size) = settings.header_table_size {
+            self.hpack_encoder.set_peer_max_table_size(size as usize);
+        }
+        if let Some(size) = settings.max_frame_size {
+            self.peer_max_frame_size = size;
+        }
+        if let Some(size) = settings.max_header_list_size {
+            self.peer_max_header_list_size = Some(size);
+        }
+        if let Some(new) = settings.initial_window_size {
+            let old = self.peer_initial_window;
+            self.peer_initial_window = new;
+            let mut overflow = false;
+            let mut reschedule = Vec::new();
+            for stream in self.streams.values_mut() {
+                // §6.9.2: applies to every stream's send window, possibly making it negative.
+                if stream.send_window.adjust_initial(old, new).is_err() {
+                    overflow = true;
+                }
+                if new > old {
+                    reschedule.push(stream.id);
+                }
+            }
+            if overflow {
+                return self.connection_error(
+                    ErrorCode::FlowControlError,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window",
+                );
+            }
+            reschedule.sort();
+            for id in reschedule {
+                self.schedule(id);
+            }
+        }
+        if let Some(max) = settings.max_concurrent_streams {
+            self.peer_max_concurrent_streams = max;
+            // grpc-go's streamsQuotaAvailable: waiting streams go as soon as quota rises.
+            self.grant_quota();
+        }
+        self.control.push_back(Control::SettingsAck);
+        if !self.peer_settings_seen {
+            self.peer_settings_seen = true;
+            self.events.push_back(Event::Connected);
+        }
+        self.events.push_back(Event::RemoteSettings(settings));
+    }
+
+    fn on_ping(&mut self, ping: frame::Ping, now: Instant) {
+        if !ping.ack {
+            self.control.push_back(Control::Ping {
+                payload: ping.payload,
+                ack: true,
+            });
+            return;
+        }
+        if ping.payload == SHUTDOWN_PING && self.shutdown_ping_pending {
+            self.shutdown_ping_pending = false;
+            let last = StreamId::new(self.last_peer_id);
+            self.send_goaway(last, ErrorCode::NoError, Bytes::new());
+            self.maybe_finish_draining();
+            return;
+        }
+        if let Some(pos) = self
+            .user_pings
+            .iter()
+            .position(|(p, at)| *p == ping.payload && at.is_some())
+            && let Some((payload, Some(sent))) = self.user_pings.remove(pos)
+        {
+            self.events.push_back(Event::PingAck {
+                payload,
+                rtt: now.saturating_duration_since(sent),
+            });
+        }
+    }
+
+    fn on_goaway(&mut self, goaway: GoAway) {
+        let last = goaway.last_stream_id;
+        if self.role == Role::Client && !last.is_zero() && !last.is_client_initiated() {
+            // grpc-go: an even last-stream-id from a server names a stream a client never
+            // opens; treat it as the protocol error it is.
+            return self.connection_error(
+                ErrorCode::ProtocolError,
+                "GOAWAY last-stream-id is not a client stream",
+            );
+        }
+        if let Some(prev) = self.goaway_received {
+            if last > prev {
+                // §6.8: the id may only stay or shrink across GOAWAYs.
+                return self
+                    .connection_error(ErrorCode::ProtocolError, "GOAWAY last-stream-id increased");
+            }
+        } else {
+            self.events.push_back(Event::GoAway {
+                last_stream_id: last,
+                code: goaway.error_code,
+                debug_data: goaway.debug_data.clone(),
+            });
+        }
+        if self.peer_goaway_code.is_none() {
+            self.peer_goaway_code = Some((goaway.error_code, goaway.debug_data.clone()));
+        }
+        self.goaway_received = Some(last);
+        // Our streams above `last` were never processed: they may be retried elsewhere.
+        let mut doomed: Vec<StreamId> = self
+            .streams
+            .values()
+            .filter(|s| self.is_local(s.id) && s.id > last)
+            .map(|s| s.id)
+            .collect();
+        doomed.sort();
+        for id in doomed {
+            self.close_stream(id);
+            self.events.push_back(Event::StreamReset {
+                stream_id: id,
+                reset: StreamReset {
+                    code: goaway.error_code,
+                    initiator: Initiator::Remote,
+                    unprocessed: true,
+                    reason: "stream above the peer's GOAWAY last-stream-id",
+                },
+            });
+        }
+        self.fail_pending_open("peer sent GOAWAY before the stream started");
+        self.maybe_finish_draining();
+    }
+
+    fn on_window_update(&mut self, wu: WindowUpdate) {
+        if wu.stream_id.is_zero() {
+            let was_blocked = self.conn_send.available() == 0;
+            if self.conn_send.increase(wu.increment).is_err() {
+                return self.connection_error(
+                    ErrorCode::FlowControlError,
+                    "connection window above 2^31-1",
+                );
+            }
+            if was_blocked {
+                let blocked: Vec<StreamId> = self.conn_blocked.drain(..).collect();
+                for id in blocked {
+                    if let Some(s) = self.streams.get_mut(&id.value()) {
+                        s.scheduled = false;
+                    }
+                    self.schedule(id);
+                }
+            }
+            return;
+        }
+        match self.known(wu.stream_id) {
+            Known::Idle => {
+                // §5.1: WINDOW_UPDATE on an idle stream is a connection PROTOCOL_ERROR.
+                self.connection_error(ErrorCode::ProtocolError, "WINDOW_UPDATE on an idle stream")
+            }
+            Known::Closed => {}
+            Known::Active => {
+                let Some(stream) = self.streams.get_mut(&wu.stream_id.value()) else {
+                    return;
+                };
+                if stream.send_window.increase(wu.increment).is_err() {
+                    return self.stream_error(
+                        wu.stream_id,
+                        ErrorCode::FlowControlError,
+                        "stream window above 2^31-1",
+                    );
+                }
+                self.schedule(wu.stream_id);
+            }
+        }
+    }
+
+    // ----- stream bookkeeping -----
+
+    fn is_local(&self, id: StreamId) -> bool {
+        match self.role {
+            Role::Client => id.is_client_initiated(),
+            Role::Server => id.is_server_initiated(),
+        }
+    }
+
+    fn stream_recv_limit(&self) -> u32 {
+        if self.settings_acked {
+            self.config.initial_stream_window
+        } else {
+            // Until our SETTINGS is acknowledged the peer may use the RFC default.
+            self.config
+                .initial_stream_window
+                .max(frame::DEFAULT_INITIAL_WINDOW_SIZE)
+        }
+    }
+
+    fn check_open(&self) -> Result<(), CommandError> {
+        if self.closed.is_some() {
+            Err(CommandError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_header_list(&self, headers: &[Header]) -> Result<(), CommandError> {
+        if let Some(max) = self.peer_max_header_list_size {
+            let size: usize = headers.iter().map(Header::list_size).sum();
+            if size > max as usize {
+                return Err(CommandError::HeaderListTooLarge);
+            }
+        }
+        Ok(())
+    }
+
+    fn sendable_stream(&mut self, id: StreamId) -> Result<&mut Stream, CommandError> {
+        let stream = self
+            .streams
+            .get_mut(&id.value())
+            .ok_or(CommandError::UnknownStream)?;
+        if stream.send_finished {
+            return Err(CommandError::SendClosed);
+        }
+        Ok(stream)
+    }
+
+    /// Puts a stream on the writer's ready list if it has something writable.
+    fn schedule(&mut self, id: StreamId) {
+        let conn_window = self.conn_send.available();
+        // Our streams wait for the peer's quota; the peer's were counted on arrival.
+        let local = self.is_local(id);
+        if let Some(stream) = self.streams.get_mut(&id.value())
+            && !stream.scheduled
+            && (stream.counted || !local)
+            && stream.has_writable(conn_window)
+        {
+            stream.scheduled = true;
+            self.ready.push_back(id);
+        }
+    }
+
+    /// Lets waiting streams go while the peer's concurrency quota allows.
+    fn grant_quota(&mut self) {
+        while self.local_active < self.peer_max_concurrent_streams as usize {
+            let Some(id) = self.pending_open.pop_front() else {
+                break;
+            };
+            if let Some(stream) = self.streams.get_mut(&id.value()) {
+                stream.counted = true;
+                self.local_active += 1;
+                self.schedule(id);
+            }
+        }
+    }
+
+    /// Removes a stream, returning its quota.
+    fn close_stream(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.remove(&id.value()) else {
+            return;
+        };
+        self.pending_open.retain(|&p| p != id);
+        if stream.counted {
+            if self.is_local(id) {
+                self.local_active -= 1;
+                self.grant_quota();
+            } else {
+                self.peer_active -= 1;
+            }
+        }
+        self.maybe_finish_draining();
+    }
+
+    /// We reset a peer's stream that we never accepted or that just broke a rule.
+    fn reset_peer_stream(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
+        if self.known(id) == Known::Idle && !self.is_local(id) {
+            self.last_peer_id = id.value();
+        }
+        self.stream_error(id, code, reason);
+    }
+
+    /// RFC 9113 §5.4.2: RST_STREAM and forget the stream.
+    fn stream_error(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
+        if self.streams.contains_key(&id.value()) {
+            self.close_stream(id);
+            self.events.push_back(Event::StreamReset {
+                stream_id: id,
+                reset: StreamReset {
+                    code,
+                    initiator: Initiator::Local,
+                    unprocessed: false,
+                    reason,
+                },
+            });
+        }
+        self.control.push_back(Control::Reset {
+            stream_id: id,
+            code,
+        });
+    }
+
+    fn fail_pending_open(&mut self, reason: &'static str) {
+        let pending: Vec<StreamId> = self.pending_open.drain(..).collect();
+        for id in pending {
+            if self.streams.remove(&id.value()).is_some() {
+                self.events.push_back(Event::StreamReset {
+                    stream_id: id,
+                    reset: StreamReset {
+                        code: ErrorCode::RefusedStream,
+                        initiator: Initiator::Local,
+                        unprocessed: true,
+                        reason,
+                    },
+                });
+            }
+        }
+    }
+
+    fn send_goaway(&mut self, last: StreamId, code: ErrorCode, debug: Bytes) {
+        self.goaway_sent = Some(last);
+        self.control
+            .push_back(Control::GoAway(goaway(last, code, debug)));
+    }
+
+    /// After a GOAWAY either way, the connection ends once no stream is left.
+    fn maybe_finish_draining(&mut self) {
+        if self.closed.is_some() || !self.streams.is_empty() || self.shutdown_ping_pending {
+            return;
+        }
+        if self.goaway_sent.is_some() {
+            self.finish(
+                CloseReason::Local {
+                    code: ErrorCode::NoError,
+                    reason: "graceful shutdown",
+                },
+                ErrorCode::NoError,
+            );
+        } else if self.goaway_received.is_some() {
+            let (code, debug_data) = self
+                .peer_goaway_code
+                .clone()
+                .unwrap_or((ErrorCode::NoError, Bytes::new()));
+            self.finish(CloseReason::GoAway { code, debug_data }, ErrorCode::NoError);
+        }
+    }
+
+    /// RFC 9113 §5.4.1: GOAWAY with the last peer stream we processed, then close.
+    fn connection_error(&mut self, code: ErrorCode, reason: &'static str) {
+        if self.closed.is_some() {
+            return;
+        }
+        // Replies still queued are moot; the GOAWAY should leave at once.
+        self.control.clear();
+        self.control.push_back(Control::GoAway(goaway(
+            StreamId::new(self.last_peer_id),
+            code,
+            Bytes::from_static(reason.as_bytes()),
+        )));
+        self.finish(CloseReason::Local { code, reason }, code);
+    }
+
+    /// Ends the connection: every open stream is reset, then `Closed` is reported.
+    fn finish(&mut self, reason: CloseReason, stream_code: ErrorCode) {
+        let mut ids: Vec<u32> = self.streams.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(stream) = self.streams.remove(&id) {
+                self.events.push_back(Event::StreamReset {
+                    stream_id: stream.id,
+                    reset: StreamReset {
+                        code: stream_code,
+                        initiator: Initiator::Local,
+                        unprocessed: stream.state == State::Idle,
+                        reason: "connection closed",
+                    },
+                });
+            }
+        }
+        self.pending_open.clear();
+        self.ready.clear();
+        self.conn_blocked.clear();
+        self.events.push_back(Event::Closed {
+            reason: reason.clone(),
+        });
+        self.closed = Some(reason);
+    }
+}

@@ -1,0 +1,9 @@
+//! Hostile bytes, time advances and commands into a client `Connection`.
+#![no_main]
+
+use grpc_sansio::h2::Role;
+use libfuzzer_sys::fuzz_target;
+
+mod connection;
+
+fuzz_target!(|data: &[u8]| connection::run(Role::Client, data));
