@@ -451,6 +451,8 @@ impl Decoder {
                     integer::decode(block, &mut pos, 7)?
                 };
                 self.indexed(index, block, budget, on_field)?;
+                // Indexed fields never touch the Huffman scratch space.
+                continue;
             } else if first & 0x40 != 0 {
                 self.literal(block, &mut pos, 6, Literal::Incremental, budget, on_field)?;
             } else if first & 0x20 != 0 {
@@ -474,17 +476,17 @@ impl Decoder {
 
     #[inline]
     fn lookup(&self, index: usize) -> Result<Indexed<'_>, DecodeError> {
-        if index == 0 {
-            return Err(DecodeError::IndexZero);
+        if index > static_table::LEN {
+            return self
+                .table
+                .get(index - static_table::LEN - 1)
+                .map(Indexed::Dynamic)
+                .ok_or(DecodeError::IndexOutOfRange { index });
         }
-        if let Some((name, value)) = static_table::get(index) {
-            return Ok(Indexed::Static(name, value));
-        }
-        // `static_table::get` answers for 1..=LEN, so here index > LEN.
-        self.table
-            .get(index - static_table::LEN - 1)
-            .map(Indexed::Dynamic)
-            .ok_or(DecodeError::IndexOutOfRange { index })
+        static_table::get(index)
+            .map(|(name, value)| Indexed::Static(name, value))
+            // `static_table::get` answers for 1..=LEN, so only 0 is left.
+            .ok_or(DecodeError::IndexZero)
     }
 
     /// An indexed field (RFC 7541 §6.1).
