@@ -10,8 +10,8 @@ use grpc_sansio::h2::{Config, Connection, Event, Header, Role, Transmit};
 
 /// Runs one input against a connection of `role`.
 pub fn run(role: Role, data: &[u8]) {
-    let mut conn = Connection::new(role, Config::for_role(role));
     let mut now = Instant::now();
+    let mut conn = Connection::new(role, Config::for_role(role), now);
     let mut handshake = BytesMut::new();
     if role == Role::Server {
         handshake.extend_from_slice(frame::PREFACE);

@@ -41,6 +41,8 @@ pub struct Pair {
     to_client: BytesMut,
     /// Bytes each side has written so far.
     pub written: [usize; 2],
+    /// EOF delivered to the other side after each side closed.
+    eof_sent: [bool; 2],
 }
 
 /// Rounds of `drive` without quiescence after which the pair is declared livelocked.
@@ -54,11 +56,12 @@ impl Pair {
 
     /// A pair with the given configurations.
     pub fn with_configs(seed: u64, client: Config, server: Config) -> Pair {
+        // The only clock read: a base point; everything after it is virtual.
+        let now = Instant::now();
         Pair {
-            client: Connection::new(Role::Client, client),
-            server: Connection::new(Role::Server, server),
-            // The only clock read: a base point; everything after it is virtual.
-            now: Instant::now(),
+            client: Connection::new(Role::Client, client, now),
+            server: Connection::new(Role::Server, server, now),
+            now,
             client_events: Vec::new(),
             server_events: Vec::new(),
             auto_release: true,
@@ -67,6 +70,7 @@ impl Pair {
             to_server: BytesMut::new(),
             to_client: BytesMut::new(),
             written: [0, 0],
+            eof_sent: [false, false],
         }
     }
 
@@ -79,6 +83,7 @@ impl Pair {
             progress |= self.deliver(Side::Server);
             progress |= self.deliver(Side::Client);
             progress |= self.collect();
+            progress |= self.propagate_close();
             if !progress {
                 return;
             }
@@ -149,6 +154,23 @@ impl Pair {
             wire.clear();
         }
         delivered
+    }
+
+    /// A closed connection's socket closes: once its last bytes are delivered, the other
+    /// side reads EOF.
+    fn propagate_close(&mut self) -> bool {
+        let mut progress = false;
+        if self.client.is_closed() && self.to_server.is_empty() && !self.eof_sent[0] {
+            self.eof_sent[0] = true;
+            self.server.recv_eof();
+            progress = true;
+        }
+        if self.server.is_closed() && self.to_client.is_empty() && !self.eof_sent[1] {
+            self.eof_sent[1] = true;
+            self.client.recv_eof();
+            progress = true;
+        }
+        progress
     }
 
     fn collect(&mut self) -> bool {

@@ -28,9 +28,10 @@ pub struct Scripted {
 impl Scripted {
     /// A connection of `role` with `config`, before any handshake.
     pub fn raw(role: Role, config: Config) -> Scripted {
+        let now = Instant::now();
         Scripted {
-            conn: Connection::new(role, config),
-            now: Instant::now(),
+            conn: Connection::new(role, config, now),
+            now,
             encoder: hpack::Encoder::new(),
             decoder: hpack::Decoder::new(4096, 1 << 20),
             frames: FrameDecoder::new(DecoderConfig {

@@ -26,9 +26,17 @@ fn req_headers() -> Vec<Header> {
     REQUEST.iter().map(|(n, v)| Header::new(*n, *v)).collect()
 }
 
+/// Client defaults with fixed windows: no BDP pings in the frames these tests count.
+fn fixed_client() -> Config {
+    Config {
+        dynamic_window: false,
+        ..Config::client()
+    }
+}
+
 /// A connected client with stream 1 open (request HEADERS written).
 fn client_with_stream() -> Scripted {
-    let mut s = Scripted::connected(Role::Client, Config::client());
+    let mut s = Scripted::connected(Role::Client, fixed_client());
     let id = s.conn.open_stream(req_headers(), false).unwrap();
     assert_eq!(id, StreamId::new(1));
     let written = s.written();

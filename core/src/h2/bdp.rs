@@ -181,6 +181,7 @@ impl BdpEstimator {
     }
 
     /// The current estimate: the receive window last asked for, or the initial one.
+    #[cfg(test)]
     pub(crate) fn estimate(&self) -> u32 {
         self.bdp
     }

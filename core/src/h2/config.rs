@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::keepalive::{ClientKeepaliveConfig, EnforcementPolicy, ServerKeepaliveConfig};
 use crate::frame::{DEFAULT_INITIAL_WINDOW_SIZE, DEFAULT_MAX_FRAME_SIZE};
 use crate::hpack::DEFAULT_ENCODER_TABLE_CAP;
 
@@ -48,6 +49,28 @@ pub const DEFAULT_STREAM_SEND_BUFFER: usize = 64 * 1024;
 /// writer as a separate chunk: an extra iovec costs more than copying a few hundred bytes.
 pub const SMALL_PAYLOAD_COPY: usize = 1024;
 
+/// Streams we may reset because the peer broke a rule before we give up on the peer
+/// (hyperium/h2's figure): a peer that makes us emit this many RST_STREAMs is attacking
+/// or broken, and each reset costs us a frame and bookkeeping.
+pub const DEFAULT_MAX_LOCAL_RESETS: usize = 1024;
+
+/// Zero-length DATA frames without END_STREAM accepted per connection (h2's figure): they
+/// carry nothing and cost a frame each, so only a flood sends many.
+pub const DEFAULT_MAX_EMPTY_DATA_FRAMES: usize = 100;
+
+/// Streams the peer may reset within [`DEFAULT_REMOTE_RESET_WINDOW`] (the rapid-reset
+/// attack, CVE-2023-44487, opens and cancels streams faster than a server can serve
+/// them): ten per second on average is far above any honest client's cancel rate.
+pub const DEFAULT_MAX_REMOTE_RESETS: usize = 100;
+
+/// The period over which [`DEFAULT_MAX_REMOTE_RESETS`] is counted.
+pub const DEFAULT_REMOTE_RESET_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long a server waits for the ACK of its shutdown PING before sending the final
+/// GOAWAY anyway (grpc-go waits 5 s): a peer that never answers must not keep the
+/// connection open.
+pub const SHUTDOWN_PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Configuration of one [`Connection`](super::Connection).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -75,6 +98,24 @@ pub struct Config {
     pub max_queued_control_frames: usize,
     /// Bytes queued on one stream before the application is asked to wait.
     pub stream_send_buffer: usize,
+    /// Client keepalive (gRFC A8); off by default.
+    pub client_keepalive: ClientKeepaliveConfig,
+    /// Server connection management (gRFC A9): idle, age, grace, server pings.
+    pub server_keepalive: ServerKeepaliveConfig,
+    /// Server rules for client PINGs (ping strikes, ENHANCE_YOUR_CALM).
+    pub ping_policy: EnforcementPolicy,
+    /// Random input for the max-connection-age jitter (the core has no randomness of its
+    /// own; the adapter or simulator supplies it).
+    pub random: u64,
+    /// RST_STREAMs we may send for peer errors before GOAWAY ENHANCE_YOUR_CALM.
+    pub max_local_resets: usize,
+    /// Empty non-final DATA frames accepted before GOAWAY ENHANCE_YOUR_CALM.
+    pub max_empty_data_frames: usize,
+    /// Peer resets accepted per [`Config::remote_reset_window`] before GOAWAY
+    /// ENHANCE_YOUR_CALM.
+    pub max_remote_resets: usize,
+    /// The period of [`Config::max_remote_resets`].
+    pub remote_reset_window: Duration,
 }
 
 impl Config {
@@ -92,6 +133,14 @@ impl Config {
             max_write_batch: DEFAULT_MAX_WRITE_BATCH,
             max_queued_control_frames: DEFAULT_MAX_QUEUED_CONTROL_FRAMES,
             stream_send_buffer: DEFAULT_STREAM_SEND_BUFFER,
+            client_keepalive: ClientKeepaliveConfig::default(),
+            server_keepalive: ServerKeepaliveConfig::default(),
+            ping_policy: EnforcementPolicy::default(),
+            random: 0,
+            max_local_resets: DEFAULT_MAX_LOCAL_RESETS,
+            max_empty_data_frames: DEFAULT_MAX_EMPTY_DATA_FRAMES,
+            max_remote_resets: DEFAULT_MAX_REMOTE_RESETS,
+            remote_reset_window: DEFAULT_REMOTE_RESET_WINDOW,
         }
     }
 

@@ -2,13 +2,21 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::config::{ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, Role, SMALL_PAYLOAD_COPY};
+use super::bdp::BdpEstimator;
+use super::config::{
+    ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, Role, SHUTDOWN_PING_TIMEOUT, SMALL_PAYLOAD_COPY,
+};
 use super::event::{CloseReason, CommandError, Event, Header, Initiator, StreamReset};
 use super::flow::{ConnRecvWindow, SendWindow};
+use super::keepalive::{
+    ClientKeepalive, ClientKeepaliveAction, KEEPALIVE_PING_PAYLOAD, PingPolicy, PingVerdict,
+    ServerKeepalive, ServerKeepaliveAction, TOO_MANY_PINGS, is_too_many_pings,
+    keepalive_time_after_too_many_pings,
+};
 use super::stream::{Item, RecvPhase, State, Stream};
 use super::transmit::Transmit;
 use crate::ErrorCode;
@@ -55,6 +63,10 @@ fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) ->
         debug_data,
     }
 }
+
+/// The GOAWAY debug text for ping abuse, as gRFC A8 spells it.
+const TOO_MANY_PINGS_REASON: &str = "too_many_pings";
+const _: () = assert!(TOO_MANY_PINGS_REASON.len() == TOO_MANY_PINGS.len());
 
 /// A control frame waiting for the writer. These go before any stream's frames.
 #[derive(Debug)]
@@ -170,13 +182,31 @@ pub struct Connection {
     // Pings we sent for the application, oldest first, with the time they were written.
     user_pings: VecDeque<([u8; 8], Option<Instant>)>,
 
+    /// The latest time an input carried; commands without a `now` use it.
+    now: Instant,
+    /// Dynamic window sizing, when enabled.
+    bdp: Option<BdpEstimator>,
+    client_keepalive: Option<ClientKeepalive>,
+    server_keepalive: Option<ServerKeepalive>,
+    ping_policy: Option<PingPolicy>,
+    /// Server graceful shutdown: when to stop waiting for the shutdown PING's ACK.
+    shutdown_ping_deadline: Option<Instant>,
+    /// Debug data for the final GOAWAY of a server's graceful shutdown.
+    shutdown_debug: Bytes,
+
+    // Flood accounting.
+    local_resets: usize,
+    empty_data_frames: usize,
+    /// When the peer's most recent resets arrived (at most `max_remote_resets + 1`).
+    remote_resets: VecDeque<Instant>,
+
     events: VecDeque<Event>,
 }
 
 impl Connection {
     /// A new connection. A client queues its preface, SETTINGS and connection
     /// WINDOW_UPDATE; a server its SETTINGS (its half of the connection preface).
-    pub fn new(role: Role, config: Config) -> Connection {
+    pub fn new(role: Role, config: Config, now: Instant) -> Connection {
         let decoder = FrameDecoder::new(DecoderConfig {
             max_frame_size: config.max_frame_size,
             // The encoded block is never larger than the list it decodes to plus a little
@@ -229,6 +259,20 @@ impl Connection {
             closed: None,
             user_pings: VecDeque::new(),
             events: VecDeque::new(),
+            now,
+            bdp: config
+                .dynamic_window
+                .then(|| BdpEstimator::new(config.initial_stream_window)),
+            client_keepalive: (role == Role::Client)
+                .then(|| ClientKeepalive::new(config.client_keepalive, now)),
+            server_keepalive: (role == Role::Server)
+                .then(|| ServerKeepalive::new(config.server_keepalive, now, config.random)),
+            ping_policy: (role == Role::Server).then(|| PingPolicy::new(config.ping_policy)),
+            shutdown_ping_deadline: None,
+            shutdown_debug: Bytes::new(),
+            local_resets: 0,
+            empty_data_frames: 0,
+            remote_resets: VecDeque::new(),
             config,
         };
         conn.queue_initial_settings();
@@ -293,6 +337,12 @@ impl Connection {
             && self.unconsumed <= self.conn_recv.limit() as usize
     }
 
+    /// Control frames waiting to be written (bounded by
+    /// [`Config::max_queued_control_frames`] plus what one frame can add).
+    pub fn queued_control_frames(&self) -> usize {
+        self.control.len()
+    }
+
     /// Streams currently open (ours and the peer's).
     pub fn open_streams(&self) -> usize {
         self.streams.len()
@@ -313,8 +363,36 @@ impl Connection {
         if self.closed.is_some() {
             return None;
         }
+        [
+            self.settings_deadline(),
+            self.shutdown_ping_deadline,
+            self.client_keepalive
+                .as_ref()
+                .and_then(|k| k.poll_timeout()),
+            self.server_keepalive
+                .as_ref()
+                .and_then(|k| k.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn settings_deadline(&self) -> Option<Instant> {
         self.settings_sent_at
             .and_then(|at| at.checked_add(self.config.settings_timeout))
+    }
+
+    /// The keepalive time the next connection to the same peer should use: doubled when
+    /// this one ended with the peer's GOAWAY ENHANCE_YOUR_CALM `too_many_pings` (gRFC A8).
+    pub fn next_keepalive_time(&self) -> Option<Duration> {
+        let time = self.config.client_keepalive.time;
+        match &self.peer_goaway_code {
+            Some((code, debug_data)) if is_too_many_pings(*code, debug_data) => {
+                keepalive_time_after_too_many_pings(time)
+            }
+            _ => time,
+        }
     }
 
     // ----- inputs -----
@@ -322,6 +400,7 @@ impl Connection {
     /// Bytes arrived from the peer. Hand over the buffer they were read into: DATA
     /// payloads are delivered as slices of it, without copying.
     pub fn recv(&mut self, data: BytesMut, now: Instant) {
+        self.now = self.now.max(now);
         if self.closed.is_some() {
             return;
         }
@@ -341,24 +420,74 @@ impl Connection {
 
     /// The transport closed (EOF or an I/O error).
     pub fn recv_eof(&mut self) {
-        if self.closed.is_none() {
-            self.finish(CloseReason::TransportClosed, ErrorCode::Cancel);
+        if self.closed.is_some() {
+            return;
         }
+        // A peer that sent GOAWAY before closing told us why; report that.
+        let reason = match self.peer_goaway_code.clone() {
+            Some((code, debug_data)) => CloseReason::GoAway { code, debug_data },
+            None => CloseReason::TransportClosed,
+        };
+        self.finish(reason, ErrorCode::Cancel);
     }
 
     /// Time passed: fire whatever timers are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.closed.is_some() {
             return;
         }
-        if let Some(deadline) = self.poll_timeout()
-            && now >= deadline
-            && self.settings_sent_at.is_some()
-        {
-            self.connection_error(
+        if self.settings_deadline().is_some_and(|d| now >= d) {
+            return self.connection_error(
                 ErrorCode::SettingsTimeout,
                 "SETTINGS not acknowledged in time",
             );
+        }
+        if self.shutdown_ping_deadline.is_some_and(|d| now >= d) {
+            self.finish_shutdown();
+        }
+        // Each policy returns one action per call; ask until it has none.
+        while let Some(action) = self
+            .client_keepalive
+            .as_mut()
+            .and_then(|k| k.handle_timeout(now))
+        {
+            match action {
+                ClientKeepaliveAction::SendPing => self.control.push_back(Control::Ping {
+                    payload: KEEPALIVE_PING_PAYLOAD,
+                    ack: false,
+                }),
+                ClientKeepaliveAction::Close => {
+                    return self.finish(CloseReason::KeepaliveTimeout, ErrorCode::Cancel);
+                }
+            }
+        }
+        while let Some(action) = self
+            .server_keepalive
+            .as_mut()
+            .and_then(|k| k.handle_timeout(now))
+        {
+            match action {
+                ServerKeepaliveAction::SendPing => self.control.push_back(Control::Ping {
+                    payload: KEEPALIVE_PING_PAYLOAD,
+                    ack: false,
+                }),
+                ServerKeepaliveAction::Close => {
+                    return self.finish(CloseReason::KeepaliveTimeout, ErrorCode::Cancel);
+                }
+                ServerKeepaliveAction::StartGracefulShutdown { reason } => {
+                    self.start_shutdown(Bytes::from_static(reason.debug_data()));
+                }
+                ServerKeepaliveAction::ForceClose => {
+                    return self.finish(
+                        CloseReason::Local {
+                            code: ErrorCode::NoError,
+                            reason: "max connection age grace elapsed",
+                        },
+                        ErrorCode::Cancel,
+                    );
+                }
+            }
         }
     }
 
@@ -402,6 +531,7 @@ impl Connection {
         });
         self.streams.insert(id.value(), stream);
         self.pending_open.push_back(id);
+        self.note_stream_count();
         self.grant_quota();
         Ok(id)
     }
@@ -499,6 +629,23 @@ impl Connection {
         Ok(())
     }
 
+    /// The application waits for a message of `n` bytes on `stream_id`, possibly larger
+    /// than the stream window: lets the peer send all of it now rather than in
+    /// window-sized rounds (grpc-go's maybeAdjust). The extra credit is paid back as the
+    /// data is consumed.
+    pub fn request_read(&mut self, stream_id: StreamId, n: u32) -> Result<(), CommandError> {
+        let Some(stream) = self.streams.get_mut(&stream_id.value()) else {
+            return Err(CommandError::UnknownStream);
+        };
+        if let Some(increment) = stream.recv_window.request_read(n) {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id,
+                increment,
+            });
+        }
+        Ok(())
+    }
+
     /// Sends a PING; [`Event::PingAck`] reports its round-trip time.
     pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), CommandError> {
         self.check_open()?;
@@ -515,13 +662,20 @@ impl Connection {
     /// then GOAWAY with the real last id after the ACK) so requests already in flight are
     /// not lost.
     pub fn shutdown(&mut self) {
+        self.start_shutdown(Bytes::new());
+    }
+
+    fn start_shutdown(&mut self, debug: Bytes) {
         if self.closed.is_some() || self.goaway_sent.is_some() || self.shutdown_ping_pending {
             return;
+        }
+        if let Some(keepalive) = &mut self.server_keepalive {
+            keepalive.on_shutdown_started();
         }
         match self.role {
             Role::Client => {
                 // We accept no server-initiated streams, so the last id is 0.
-                self.send_goaway(StreamId::ZERO, ErrorCode::NoError, Bytes::new());
+                self.send_goaway(StreamId::ZERO, ErrorCode::NoError, debug);
                 self.fail_pending_open("connection shutting down");
                 self.maybe_finish_draining();
             }
@@ -529,15 +683,27 @@ impl Connection {
                 self.control.push_back(Control::GoAway(goaway(
                     StreamId::new(MAX_STREAM_ID),
                     ErrorCode::NoError,
-                    Bytes::new(),
+                    debug.clone(),
                 )));
                 self.control.push_back(Control::Ping {
                     payload: SHUTDOWN_PING,
                     ack: false,
                 });
                 self.shutdown_ping_pending = true;
+                self.shutdown_debug = debug;
+                self.shutdown_ping_deadline = self.now.checked_add(SHUTDOWN_PING_TIMEOUT);
             }
         }
+    }
+
+    /// The second phase of a server's shutdown: the real last stream id.
+    fn finish_shutdown(&mut self) {
+        self.shutdown_ping_pending = false;
+        self.shutdown_ping_deadline = None;
+        let last = StreamId::new(self.last_peer_id);
+        let debug = std::mem::take(&mut self.shutdown_debug);
+        self.send_goaway(last, ErrorCode::NoError, debug);
+        self.maybe_finish_draining();
     }
 
     /// Closes at once with GOAWAY `code`; every open stream is reset.
@@ -558,6 +724,7 @@ impl Connection {
     /// first, then streams round-robin, DATA cut to the windows and the peer's max frame
     /// size), up to the configured batch size. Returns the bytes added; 0 when idle.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Transmit) -> usize {
+        self.now = self.now.max(now);
         let start = out.len();
         let budget = self.config.max_write_batch;
         if !self.preface_written {
@@ -581,6 +748,13 @@ impl Connection {
         if !self.out.is_empty() {
             out.push(self.out.split().freeze());
         }
+        // Frames held back while replies were queued can be read now.
+        if self.closed.is_none()
+            && !self.inbox.is_empty()
+            && self.control.len() < self.config.max_queued_control_frames
+        {
+            self.process_inbox(now);
+        }
         out.len() - start
     }
 
@@ -597,7 +771,11 @@ impl Connection {
             }
             Control::SettingsAck => Frame::Settings(Settings::ack()),
             Control::Ping { payload, ack } => {
-                if !ack
+                if !ack && payload == BdpEstimator::PING_PAYLOAD {
+                    if let Some(bdp) = &mut self.bdp {
+                        bdp.on_ping_sent(now);
+                    }
+                } else if !ack
                     && let Some(entry) = self
                         .user_pings
                         .iter_mut()
@@ -624,6 +802,10 @@ impl Connection {
     fn write_stream(&mut self, id: StreamId, out: &mut Transmit) {
         let conn_window = self.conn_send.available();
         let max_frame = self.peer_max_frame_size;
+        if let Some(policy) = &mut self.ping_policy {
+            // Sending HEADERS or DATA clears ping strikes (grpc-go's resetPingStrikes).
+            policy.on_data_or_headers_sent();
+        }
         let Some(stream) = self.streams.get_mut(&id.value()) else {
             return;
         };
@@ -751,7 +933,9 @@ impl Connection {
                 }
             }
         }
-        while self.closed.is_none() {
+        // Stop while the peer owes us reading its replies: the rest stays in the inbox
+        // until the writer drains the queue (see `poll_transmit`).
+        while self.closed.is_none() && self.control.len() < self.config.max_queued_control_frames {
             match self.decoder.decode(&mut self.inbox) {
                 Ok(Some(frame)) => self.handle_frame(frame, now),
                 Ok(None) => break,
@@ -768,6 +952,12 @@ impl Connection {
     }
 
     fn handle_frame(&mut self, frame: Frame, now: Instant) {
+        if let Some(k) = &mut self.client_keepalive {
+            k.on_read(now);
+        }
+        if let Some(k) = &mut self.server_keepalive {
+            k.on_read(now);
+        }
         if !self.peer_settings_seen {
             // RFC 9113 §3.4: the preface ends with a SETTINGS frame.
             match &frame {
@@ -821,6 +1011,15 @@ impl Connection {
     fn on_data(&mut self, data: Data) {
         let id = data.stream_id;
         let flow_len = data.flow_controlled_len();
+        if data.payload.is_empty() && !data.end_stream {
+            // Empty non-final DATA carries nothing: only a flood sends many (h2's limit).
+            self.empty_data_frames += 1;
+            if self.empty_data_frames > self.config.max_empty_data_frames {
+                return self
+                    .connection_error(ErrorCode::EnhanceYourCalm, "too many empty DATA frames");
+            }
+        }
+        let bdp_ping = self.bdp.as_mut().is_some_and(|b| b.on_data(flow_len));
         // Connection-level accounting first, whatever the stream's fate (§6.9).
         match self.conn_recv.on_data(flow_len) {
             Err(_) => {
@@ -834,6 +1033,20 @@ impl Connection {
                 increment,
             }),
             Ok(None) => {}
+        }
+        if bdp_ping {
+            // grpc-go sends what the connection owes before a BDP ping, so that proxies
+            // do not take a ping-per-read pattern for abuse.
+            if let Some(increment) = self.conn_recv.flush() {
+                self.control.push_back(Control::WindowUpdate {
+                    stream_id: StreamId::ZERO,
+                    increment,
+                });
+            }
+            self.control.push_back(Control::Ping {
+                payload: BdpEstimator::PING_PAYLOAD,
+                ack: false,
+            });
         }
         match self.known(id) {
             Known::Idle => {
@@ -958,6 +1171,7 @@ impl Connection {
         }
         self.peer_active += 1;
         self.streams.insert(id.value(), stream);
+        self.note_stream_count();
         self.events.push_back(Event::Headers {
             stream_id: id,
             fields,
@@ -967,6 +1181,9 @@ impl Connection {
 
     /// Resets a stream we never accepted: the application never hears of it.
     fn refuse(&mut self, id: StreamId, code: ErrorCode) {
+        if !self.count_local_reset() {
+            return;
+        }
         self.control.push_back(Control::Reset {
             stream_id: id,
             code,
@@ -1025,6 +1242,9 @@ impl Connection {
             }
             Known::Closed => {}
             Known::Active => {
+                if !self.is_local(id) && !self.count_remote_reset() {
+                    return;
+                }
                 self.close_stream(id);
                 self.events.push_back(Event::StreamReset {
                     stream_id: id,
@@ -1100,6 +1320,13 @@ impl Connection {
 
     fn on_ping(&mut self, ping: frame::Ping, now: Instant) {
         if !ping.ack {
+            let active = self.streams.len();
+            if let Some(PingVerdict::GoAway { code, .. }) =
+                self.ping_policy.as_mut().map(|p| p.on_ping(now, active))
+            {
+                // gRFC A8: the client doubles its keepalive time when it sees this.
+                return self.connection_error(code, TOO_MANY_PINGS_REASON);
+            }
             self.control.push_back(Control::Ping {
                 payload: ping.payload,
                 ack: true,
@@ -1107,10 +1334,21 @@ impl Connection {
             return;
         }
         if ping.payload == SHUTDOWN_PING && self.shutdown_ping_pending {
-            self.shutdown_ping_pending = false;
-            let last = StreamId::new(self.last_peer_id);
-            self.send_goaway(last, ErrorCode::NoError, Bytes::new());
-            self.maybe_finish_draining();
+            return self.finish_shutdown();
+        }
+        if ping.payload == KEEPALIVE_PING_PAYLOAD {
+            if let Some(k) = &mut self.client_keepalive {
+                k.on_ping_ack(now);
+            }
+            if let Some(k) = &mut self.server_keepalive {
+                k.on_ping_ack(now);
+            }
+            return;
+        }
+        if ping.payload == BdpEstimator::PING_PAYLOAD {
+            if let Some(window) = self.bdp.as_mut().and_then(|b| b.on_ping_ack(now)) {
+                self.grow_windows(window);
+            }
             return;
         }
         if let Some(pos) = self
@@ -1219,6 +1457,47 @@ impl Connection {
         }
     }
 
+    /// The BDP estimate outgrew our windows: raise the connection window with a
+    /// WINDOW_UPDATE and every stream's with SETTINGS_INITIAL_WINDOW_SIZE (§6.9.2 makes
+    /// the peer apply the difference to open streams), as grpc-go's updateFlowControl.
+    fn grow_windows(&mut self, window: u32) {
+        if let Some(increment) = self.conn_recv.set_limit(window) {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id: StreamId::ZERO,
+                increment,
+            });
+        }
+        self.config.initial_stream_window = window;
+        let mut owed = Vec::new();
+        for stream in self.streams.values_mut() {
+            if let Some(increment) = stream.recv_window.set_limit(window) {
+                owed.push((stream.id, increment));
+            }
+        }
+        owed.sort();
+        for (stream_id, increment) in owed {
+            self.control.push_back(Control::WindowUpdate {
+                stream_id,
+                increment,
+            });
+        }
+        self.control.push_back(Control::Settings(Settings {
+            initial_window_size: Some(window),
+            ..Settings::default()
+        }));
+    }
+
+    /// Keepalive policies care whether any stream is open.
+    fn note_stream_count(&mut self) {
+        let (now, n) = (self.now, self.streams.len());
+        if let Some(k) = &mut self.client_keepalive {
+            k.on_stream_count(now, n);
+        }
+        if let Some(k) = &mut self.server_keepalive {
+            k.on_stream_count(now, n);
+        }
+    }
+
     // ----- stream bookkeeping -----
 
     fn is_local(&self, id: StreamId) -> bool {
@@ -1302,6 +1581,7 @@ impl Connection {
         let Some(stream) = self.streams.remove(&id.value()) else {
             return;
         };
+        self.note_stream_count();
         self.pending_open.retain(|&p| p != id);
         if stream.counted {
             if self.is_local(id) {
@@ -1324,6 +1604,9 @@ impl Connection {
 
     /// RFC 9113 §5.4.2: RST_STREAM and forget the stream.
     fn stream_error(&mut self, id: StreamId, code: ErrorCode, reason: &'static str) {
+        if !self.count_local_reset() {
+            return;
+        }
         if self.streams.contains_key(&id.value()) {
             self.close_stream(id);
             self.events.push_back(Event::StreamReset {
@@ -1340,6 +1623,31 @@ impl Connection {
             stream_id: id,
             code,
         });
+    }
+
+    /// Counts a reset of one of the peer's own streams (rapid reset, CVE-2023-44487):
+    /// more than `max_remote_resets` within `remote_reset_window` ends the connection.
+    fn count_remote_reset(&mut self) -> bool {
+        let now = self.now;
+        self.remote_resets.push_back(now);
+        if self.remote_resets.len() > self.config.max_remote_resets {
+            let oldest = self.remote_resets.pop_front().unwrap_or(now);
+            if now.saturating_duration_since(oldest) < self.config.remote_reset_window {
+                self.connection_error(ErrorCode::EnhanceYourCalm, "too many stream resets");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Counts a reset we send because of the peer; false (and GOAWAY) past the limit.
+    fn count_local_reset(&mut self) -> bool {
+        self.local_resets += 1;
+        if self.local_resets > self.config.max_local_resets {
+            self.connection_error(ErrorCode::EnhanceYourCalm, "too many stream errors");
+            return false;
+        }
+        true
     }
 
     fn fail_pending_open(&mut self, reason: &'static str) {

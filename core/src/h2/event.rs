@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::keepalive::KEEPALIVE_TIMEOUT_REASON;
 use crate::ErrorCode;
 use crate::frame::{Settings, StreamId};
 use crate::hpack::Field;
@@ -86,6 +87,8 @@ pub enum CloseReason {
     },
     /// The transport closed under us.
     TransportClosed,
+    /// A keepalive PING went unanswered within its timeout (closed without GOAWAY).
+    KeepaliveTimeout,
     /// The peer's bytes were not HTTP/2 (a bad preface): closed without a GOAWAY.
     BadPreface,
 }
@@ -100,6 +103,7 @@ impl fmt::Display for CloseReason {
                 String::from_utf8_lossy(debug_data)
             ),
             CloseReason::TransportClosed => f.write_str("transport closed"),
+            CloseReason::KeepaliveTimeout => f.write_str(KEEPALIVE_TIMEOUT_REASON),
             CloseReason::BadPreface => f.write_str("peer did not send the HTTP/2 preface"),
         }
     }

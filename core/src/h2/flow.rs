@@ -212,6 +212,7 @@ impl StreamRecvWindow {
     }
 
     /// The window we want the peer to have when everything is consumed.
+    #[cfg(test)]
     pub(crate) fn limit(&self) -> u32 {
         saturate_u32(self.limit)
     }
@@ -223,6 +224,7 @@ impl StreamRecvWindow {
 
     /// Octets the peer may still send once our frames in flight reach it; negative after a
     /// decrease of the limit.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> i64 {
         self.window
     }
@@ -319,6 +321,7 @@ impl ConnRecvWindow {
     }
 
     /// Octets the peer may still send once our frames in flight reach it.
+    #[cfg(test)]
     pub(crate) fn window(&self) -> u32 {
         saturate_u32(self.window)
     }

@@ -167,15 +167,15 @@ impl PingTimer {
 /// Client keepalive settings (gRFC A8 `KEEPALIVE_TIME`, `KEEPALIVE_TIMEOUT`,
 /// `KEEPALIVE_WITHOUT_CALLS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ClientKeepaliveConfig {
+pub struct ClientKeepaliveConfig {
     /// Time without reads before a PING; `None` (infinite, the default) disables
     /// keepalive. Values below [`MIN_CLIENT_KEEPALIVE_TIME`] are raised to it.
-    pub(crate) time: Option<Duration>,
+    pub time: Option<Duration>,
     /// How long after a PING the client waits for any read before closing.
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
     /// Whether to ping while no stream is open. Off by default: idle connections are
     /// the bulk of a fleet and pinging them all is the self-inflicted DDoS A8 warns of.
-    pub(crate) permit_without_stream: bool,
+    pub permit_without_stream: bool,
 }
 
 impl Default for ClientKeepaliveConfig {
@@ -228,6 +228,7 @@ impl ClientKeepalive {
     }
 
     /// The keepalive time in force after clamping; `None` when keepalive is off.
+    #[cfg(test)]
     pub(crate) fn time(&self) -> Option<Duration> {
         self.timer.interval
     }
@@ -300,19 +301,19 @@ pub(crate) fn is_too_many_pings(code: ErrorCode, debug_data: &[u8]) -> bool {
 /// previous result on every such GOAWAY compounds, which is what makes the client
 /// converge on what the server permits. (grpc-go doubles only the dial-time value,
 /// so repeated GOAWAYs do not compound there.)
-pub(crate) fn keepalive_time_after_too_many_pings(time: Option<Duration>) -> Option<Duration> {
+pub fn keepalive_time_after_too_many_pings(time: Option<Duration>) -> Option<Duration> {
     time?.max(MIN_CLIENT_KEEPALIVE_TIME).checked_mul(2)
 }
 
 /// The server's rules for PINGs it receives (gRFC A8 `PERMIT_KEEPALIVE_TIME`,
 /// `PERMIT_KEEPALIVE_WITHOUT_CALLS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct EnforcementPolicy {
+pub struct EnforcementPolicy {
     /// Minimum interval between client PINGs.
-    pub(crate) min_time: Duration,
+    pub min_time: Duration,
     /// Whether PINGs are welcome while no stream is open; if not, the client may ping
     /// only every [`PING_WITHOUT_STREAMS_MIN_INTERVAL`] then.
-    pub(crate) permit_without_stream: bool,
+    pub permit_without_stream: bool,
 }
 
 impl Default for EnforcementPolicy {
@@ -406,6 +407,7 @@ impl PingPolicy {
     }
 
     /// Strikes counted since the last HEADERS or DATA sent.
+    #[cfg(test)]
     pub(crate) fn strikes(&self) -> u32 {
         self.strikes
     }
@@ -413,19 +415,19 @@ impl PingPolicy {
 
 /// Server connection management settings (gRFC A9). `None` means infinite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ServerKeepaliveConfig {
+pub struct ServerKeepaliveConfig {
     /// Shut down after this long without open streams (counted from the last stream
     /// closing, or from the start). Infinite by default.
-    pub(crate) max_connection_idle: Option<Duration>,
+    pub max_connection_idle: Option<Duration>,
     /// Shut down after this long, jittered ±10%. Infinite by default.
-    pub(crate) max_connection_age: Option<Duration>,
+    pub max_connection_age: Option<Duration>,
     /// Close hard this long after the (jittered) age was reached. Infinite by default.
-    pub(crate) max_connection_age_grace: Option<Duration>,
+    pub max_connection_age_grace: Option<Duration>,
     /// Time without reads before a PING, whether or not streams are open. Values below
     /// [`MIN_SERVER_KEEPALIVE_TIME`] are raised to it; `None` disables pinging.
-    pub(crate) time: Option<Duration>,
+    pub time: Option<Duration>,
     /// How long after a PING the server waits for any read before closing.
-    pub(crate) timeout: Duration,
+    pub timeout: Duration,
 }
 
 impl Default for ServerKeepaliveConfig {
@@ -531,6 +533,7 @@ impl ServerKeepalive {
     }
 
     /// The keepalive time in force after clamping; `None` when pinging is off.
+    #[cfg(test)]
     pub(crate) fn time(&self) -> Option<Duration> {
         self.timer.interval
     }

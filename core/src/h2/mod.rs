@@ -11,21 +11,21 @@ mod event;
 mod stream;
 mod transmit;
 
-// BDP estimation and keepalive are written ahead of their wiring into `Connection`, and
-// part of `flow` serves BDP window growth; the attribute goes once they are wired.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod bdp;
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod flow;
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) mod keepalive;
 
 pub use config::{
-    ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, DEFAULT_MAX_HEADER_LIST_SIZE,
-    DEFAULT_MAX_QUEUED_CONTROL_FRAMES, DEFAULT_MAX_WRITE_BATCH,
+    ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, DEFAULT_MAX_EMPTY_DATA_FRAMES,
+    DEFAULT_MAX_HEADER_LIST_SIZE, DEFAULT_MAX_LOCAL_RESETS, DEFAULT_MAX_QUEUED_CONTROL_FRAMES,
+    DEFAULT_MAX_REMOTE_RESETS, DEFAULT_MAX_WRITE_BATCH, DEFAULT_REMOTE_RESET_WINDOW,
     DEFAULT_SERVER_MAX_CONCURRENT_STREAMS, DEFAULT_SETTINGS_TIMEOUT, DEFAULT_STREAM_SEND_BUFFER,
-    Role, SMALL_PAYLOAD_COPY,
+    Role, SHUTDOWN_PING_TIMEOUT, SMALL_PAYLOAD_COPY,
 };
 pub use connection::Connection;
 pub use event::{CloseReason, CommandError, Event, Header, Initiator, StreamReset};
+pub use keepalive::{
+    ClientKeepaliveConfig, EnforcementPolicy, ServerKeepaliveConfig,
+    keepalive_time_after_too_many_pings,
+};
 pub use transmit::Transmit;
