@@ -750,3 +750,77 @@ fn a_connection_error_resets_open_streams_and_reports_closed() {
     s.advance(Duration::from_secs(60));
     assert!(s.conn.is_closed());
 }
+
+// ----- stream ids -----
+
+#[test]
+fn the_last_stream_id_is_used_then_new_streams_are_refused_and_the_owner_told() {
+    let mut s = Scripted::connected(Role::Client, fixed_client());
+    s.conn.skip_stream_ids_to((1 << 31) - 3);
+    let a = s.conn.open_stream(req_headers(), true).unwrap();
+    assert_eq!(a.value(), (1 << 31) - 3);
+    assert!(s.events().is_empty());
+    let b = s.conn.open_stream(req_headers(), true).unwrap();
+    assert_eq!(b.value(), (1 << 31) - 1);
+    assert_eq!(s.events(), vec![Event::StreamIdsExhausted]);
+    assert_eq!(
+        s.conn.open_stream(req_headers(), true),
+        Err(grpc_sansio::h2::CommandError::StreamIdsExhausted)
+    );
+    // The streams already opened still work.
+    let heads = s
+        .written()
+        .iter()
+        .filter(|f| matches!(f, Frame::Headers(_)))
+        .count();
+    assert_eq!(heads, 2);
+}
+
+#[test]
+fn a_server_must_send_headers_before_data() {
+    let mut s = Scripted::connected(Role::Server, Config::server());
+    let h = s.headers(1, REQUEST, false);
+    s.send(h);
+    assert_eq!(
+        s.conn
+            .send_data(StreamId::new(1), Bytes::from_static(b"x"), false),
+        Err(grpc_sansio::h2::CommandError::HeadersNotSent)
+    );
+}
+
+#[test]
+fn a_smaller_hpack_table_takes_effect_only_when_acknowledged() {
+    // Until our SETTINGS is acknowledged the peer may use the default 4096-byte table
+    // (RFC 7541 §4.2), so a size update to 4096 must be accepted before the ACK.
+    let config = Config {
+        header_table_size: 256,
+        ..Config::server()
+    };
+    let mut s = Scripted::raw(Role::Server, config);
+    s.send_bytes(grpc_sansio::frame::PREFACE);
+    s.send(Frame::Settings(Settings::default()));
+    s.send(Frame::Headers(grpc_sansio::frame::Headers {
+        end_stream: true,
+        ..grpc_sansio::frame::Headers::new(
+            StreamId::new(1),
+            Bytes::from_static(&[0x3f, 0xe1, 0x1f, 0x83, 0x84]), // size update 4096, POST, /
+        )
+    }));
+    assert!(
+        s.events()
+            .iter()
+            .any(|e| matches!(e, Event::Headers { .. })),
+        "size update within the default refused before our ACK"
+    );
+    // After the ACK the smaller table is in force: the peer must shrink to it first.
+    s.written();
+    s.send(Frame::Settings(Settings::ack()));
+    s.send(Frame::Headers(grpc_sansio::frame::Headers {
+        end_stream: true,
+        ..grpc_sansio::frame::Headers::new(StreamId::new(3), Bytes::from_static(&[0x83, 0x84]))
+    }));
+    assert_eq!(
+        goaway_of(&s.written()).map(|g| g.error_code),
+        Some(ErrorCode::CompressionError)
+    );
+}

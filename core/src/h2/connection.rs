@@ -138,8 +138,9 @@ pub struct Connection {
     block_scratch: BytesMut,
 
     // Our settings.
-    /// When our unacknowledged SETTINGS was written.
-    settings_sent_at: Option<Instant>,
+    /// When each of our unacknowledged SETTINGS frames was written, oldest first (the
+    /// peer acknowledges them in order, RFC 9113 §6.5.3).
+    settings_inflight: VecDeque<Instant>,
     settings_acked: bool,
 
     // The peer's settings.
@@ -207,15 +208,17 @@ impl Connection {
     /// A new connection. A client queues its preface, SETTINGS and connection
     /// WINDOW_UPDATE; a server its SETTINGS (its half of the connection preface).
     pub fn new(role: Role, config: Config, now: Instant) -> Connection {
+        // Until the peer acknowledges our SETTINGS it may assume the RFC defaults, so the
+        // frame size and HPACK table start there and move on the ACK (RFC 9113 §6.5.3).
         let decoder = FrameDecoder::new(DecoderConfig {
-            max_frame_size: config.max_frame_size,
+            max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             // The encoded block is never larger than the list it decodes to plus a little
             // (see `frame::HEADER_BLOCK_SLACK`).
             max_header_block_size: config.max_header_list_size as usize + frame::HEADER_BLOCK_SLACK,
             ..DecoderConfig::default()
         });
         let hpack_decoder = hpack::Decoder::new(
-            config.header_table_size as usize,
+            hpack::DEFAULT_HEADER_TABLE_SIZE,
             config.max_header_list_size as usize,
         );
         let mut conn = Connection {
@@ -232,7 +235,7 @@ impl Connection {
             conn_blocked: VecDeque::new(),
             out: BytesMut::new(),
             block_scratch: BytesMut::new(),
-            settings_sent_at: None,
+            settings_inflight: VecDeque::new(),
             settings_acked: false,
             peer_max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             peer_initial_window: frame::DEFAULT_INITIAL_WINDOW_SIZE,
@@ -379,7 +382,8 @@ impl Connection {
     }
 
     fn settings_deadline(&self) -> Option<Instant> {
-        self.settings_sent_at
+        self.settings_inflight
+            .front()
             .and_then(|at| at.checked_add(self.config.settings_timeout))
     }
 
@@ -428,6 +432,8 @@ impl Connection {
             Some((code, debug_data)) => CloseReason::GoAway { code, debug_data },
             None => CloseReason::TransportClosed,
         };
+        // Nothing can be written to a closed transport.
+        self.control.clear();
         self.finish(reason, ErrorCode::Cancel);
     }
 
@@ -458,6 +464,8 @@ impl Connection {
                     ack: false,
                 }),
                 ClientKeepaliveAction::Close => {
+                    // The peer is unreachable: close without a GOAWAY, as grpc-go does.
+                    self.control.clear();
                     return self.finish(CloseReason::KeepaliveTimeout, ErrorCode::Cancel);
                 }
             }
@@ -473,12 +481,15 @@ impl Connection {
                     ack: false,
                 }),
                 ServerKeepaliveAction::Close => {
+                    self.control.clear();
                     return self.finish(CloseReason::KeepaliveTimeout, ErrorCode::Cancel);
                 }
                 ServerKeepaliveAction::StartGracefulShutdown { reason } => {
                     self.start_shutdown(Bytes::from_static(reason.debug_data()));
                 }
                 ServerKeepaliveAction::ForceClose => {
+                    // The grace period is over: streams still open are cut off.
+                    self.control.clear();
                     return self.finish(
                         CloseReason::Local {
                             code: ErrorCode::NoError,
@@ -574,7 +585,7 @@ impl Connection {
         let stream = self.sendable_stream(stream_id)?;
         if !stream.headers_queued {
             // A server must answer with HEADERS first; RFC 9113 §8.1.
-            return Err(CommandError::UnknownStream);
+            return Err(CommandError::HeadersNotSent);
         }
         if data.is_empty() && !end_stream {
             return Ok(());
@@ -644,6 +655,16 @@ impl Connection {
             });
         }
         Ok(())
+    }
+
+    /// Moves the next stream id we would open forward, for tests of id exhaustion (a
+    /// real connection needs a billion streams to get there). Ids only grow, and they
+    /// keep our parity.
+    #[doc(hidden)]
+    pub fn skip_stream_ids_to(&mut self, id: u32) {
+        if id > self.next_local_id && id % 2 == self.next_local_id % 2 {
+            self.next_local_id = id;
+        }
     }
 
     /// Sends a PING; [`Event::PingAck`] reports its round-trip time.
@@ -766,7 +787,7 @@ impl Connection {
         let max = self.peer_max_frame_size;
         let frame = match control {
             Control::Settings(settings) => {
-                self.settings_sent_at = Some(now);
+                self.settings_inflight.push_back(now);
                 Frame::Settings(settings)
             }
             Control::SettingsAck => Frame::Settings(Settings::ack()),
@@ -927,7 +948,9 @@ impl Connection {
                 PrefaceCheck::Partial => return,
                 PrefaceCheck::Invalid => {
                     // RFC 9113 §3.4: the peer is not speaking HTTP/2; a GOAWAY may be
-                    // omitted, and an HTTP/1.1 client would not understand one.
+                    // omitted, and an HTTP/1.1 client would not understand one. Not even
+                    // our SETTINGS goes out.
+                    self.control.clear();
                     self.finish(CloseReason::BadPreface, ErrorCode::ProtocolError);
                     return;
                 }
@@ -1261,10 +1284,14 @@ impl Connection {
 
     fn on_settings(&mut self, settings: Settings) {
         if settings.ack {
-            if self.settings_sent_at.take().is_some() {
-                self.settings_acked = true;
-            }
             // An ACK we did not ask for is harmless; ignore it.
+            if self.settings_inflight.pop_front().is_some() && !self.settings_acked {
+                // Our initial SETTINGS is in force now.
+                self.settings_acked = true;
+                self.decoder.set_max_frame_size(self.config.max_frame_size);
+                self.hpack_decoder
+                    .set_max_table_size(self.config.header_table_size as usize);
+            }
             return;
         }
         if settings.enable_push == Some(true) && self.role == Role::Client {

@@ -199,6 +199,8 @@ pub enum CommandError {
     SendClosed,
     /// Headers were already sent and these lack END_STREAM (trailers must end a stream).
     HeadersAlreadySent,
+    /// DATA before the stream's HEADERS (a server must send response headers first).
+    HeadersNotSent,
     /// The header list is larger than the peer's SETTINGS_MAX_HEADER_LIST_SIZE.
     HeaderListTooLarge,
     /// Release of more bytes than were delivered.
@@ -215,6 +217,7 @@ impl fmt::Display for CommandError {
             CommandError::UnknownStream => "no such open stream",
             CommandError::SendClosed => "stream's send side already finished",
             CommandError::HeadersAlreadySent => "headers already sent; trailers need end_stream",
+            CommandError::HeadersNotSent => "DATA before the stream's HEADERS",
             CommandError::HeaderListTooLarge => {
                 "header list larger than the peer's SETTINGS_MAX_HEADER_LIST_SIZE"
             }
