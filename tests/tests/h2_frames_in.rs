@@ -824,3 +824,20 @@ fn a_smaller_hpack_table_takes_effect_only_when_acknowledged() {
         Some(ErrorCode::CompressionError)
     );
 }
+
+#[test]
+fn a_client_assumes_100_streams_until_settings_then_unlimited_if_unstated() {
+    let mut s = Scripted::raw(Role::Client, fixed_client());
+    for _ in 0..150 {
+        s.conn.open_stream(req_headers(), true).unwrap();
+    }
+    let heads = |frames: &[Frame]| {
+        frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Headers(_)))
+            .count()
+    };
+    assert_eq!(heads(&s.written()), 100, "100 before the server's SETTINGS");
+    s.send(Frame::Settings(Settings::default()));
+    assert_eq!(heads(&s.written()), 50, "no limit stated: the rest go");
+}

@@ -1332,7 +1332,12 @@ impl Connection {
                 self.schedule(id);
             }
         }
-        if let Some(max) = settings.max_concurrent_streams {
+        // The first SETTINGS without a limit means "unlimited" (RFC 9113 §6.5.2): the
+        // 100 assumed until now gives way, as grpc-go's isFirst handling does.
+        let max_streams = settings
+            .max_concurrent_streams
+            .or((!self.peer_settings_seen).then_some(u32::MAX));
+        if let Some(max) = max_streams {
             self.peer_max_concurrent_streams = max;
             // grpc-go's streamsQuotaAvailable: waiting streams go as soon as quota rises.
             self.grant_quota();
