@@ -64,6 +64,10 @@ fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) ->
     }
 }
 
+/// Room reserved in the write buffer per `poll_transmit`: heads of 450 DATA frames, or a
+/// batch of small frames, without reallocating.
+const WRITE_BUFFER_RESERVE: usize = 4096;
+
 /// The GOAWAY debug text for ping abuse, as gRFC A8 spells it.
 const TOO_MANY_PINGS_REASON: &str = "too_many_pings";
 const _: () = assert!(TOO_MANY_PINGS_REASON.len() == TOO_MANY_PINGS.len());
@@ -748,6 +752,9 @@ impl Connection {
         self.now = self.now.max(now);
         let start = out.len();
         let budget = self.config.max_write_batch;
+        // One allocation for the frame heads and small frames of the whole batch: the
+        // chunks split off it share it, instead of each 9-byte head getting its own.
+        self.out.reserve(WRITE_BUFFER_RESERVE);
         if !self.preface_written {
             self.preface_written = true;
             self.out.extend_from_slice(frame::PREFACE);
@@ -768,6 +775,10 @@ impl Connection {
         }
         if !self.out.is_empty() {
             out.push(self.out.split().freeze());
+        }
+        if out.len() == start {
+            // Idle: give the write buffer back rather than hold it between bursts.
+            self.out = BytesMut::new();
         }
         // Frames held back while replies were queued can be read now.
         if self.closed.is_none()
@@ -930,6 +941,11 @@ impl Connection {
             self.close_stream(id);
             return;
         }
+        if stream.queue.is_empty() && stream.queue.capacity() > 0 {
+            // A long-lived stream that has sent everything should not keep its queue's
+            // memory while idle.
+            stream.queue = VecDeque::new();
+        }
         if !stream.scheduled && stream.has_writable(self.conn_send.available()) {
             stream.scheduled = true;
             self.ready.push_back(id);
@@ -971,6 +987,11 @@ impl Connection {
                     reason,
                 }) => self.stream_error(stream_id, code, reason),
             }
+        }
+        if self.inbox.is_empty() {
+            // An empty view still pins the caller's whole read buffer (and stops its
+            // reuse); a fresh buffer costs nothing until the next partial frame.
+            self.inbox = BytesMut::new();
         }
     }
 
