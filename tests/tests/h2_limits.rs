@@ -311,3 +311,18 @@ fn priority_cycles_are_ignored_without_state() {
     );
     let _ = (Bytes::new(), flags::END_HEADERS);
 }
+
+#[test]
+fn empty_headers_count_toward_the_empty_frame_limit() {
+    let mut s = server();
+    let h = s.headers(1, REQUEST, false);
+    s.send(h);
+    flood(&mut s, &data(1, b"", false), 60);
+    let empty = Frame::Headers(Headers::new(StreamId::new(1), Bytes::new()));
+    flood(&mut s, &empty, 41);
+    let frames = s.written();
+    assert_eq!(
+        goaway(&frames).unwrap().error_code,
+        ErrorCode::EnhanceYourCalm
+    );
+}

@@ -54,9 +54,10 @@ pub const SMALL_PAYLOAD_COPY: usize = 1024;
 /// or broken, and each reset costs us a frame and bookkeeping.
 pub const DEFAULT_MAX_LOCAL_RESETS: usize = 1024;
 
-/// Zero-length DATA frames without END_STREAM accepted per connection (h2's figure): they
-/// carry nothing and cost a frame each, so only a flood sends many.
-pub const DEFAULT_MAX_EMPTY_DATA_FRAMES: usize = 100;
+/// Frames that carry nothing and end nothing (zero-length DATA, or HEADERS with an empty
+/// block, without END_STREAM) accepted per connection (h2's figure for DATA): each costs
+/// a frame's processing, so only a flood sends many.
+pub const DEFAULT_MAX_EMPTY_FRAMES: usize = 100;
 
 /// Streams the peer may reset within [`DEFAULT_REMOTE_RESET_WINDOW`] (the rapid-reset
 /// attack, CVE-2023-44487, opens and cancels streams faster than a server can serve
@@ -109,8 +110,8 @@ pub struct Config {
     pub random: u64,
     /// RST_STREAMs we may send for peer errors before GOAWAY ENHANCE_YOUR_CALM.
     pub max_local_resets: usize,
-    /// Empty non-final DATA frames accepted before GOAWAY ENHANCE_YOUR_CALM.
-    pub max_empty_data_frames: usize,
+    /// Empty non-final DATA/HEADERS frames accepted before GOAWAY ENHANCE_YOUR_CALM.
+    pub max_empty_frames: usize,
     /// Peer resets accepted per [`Config::remote_reset_window`] before GOAWAY
     /// ENHANCE_YOUR_CALM.
     pub max_remote_resets: usize,
@@ -138,7 +139,7 @@ impl Config {
             ping_policy: EnforcementPolicy::default(),
             random: 0,
             max_local_resets: DEFAULT_MAX_LOCAL_RESETS,
-            max_empty_data_frames: DEFAULT_MAX_EMPTY_DATA_FRAMES,
+            max_empty_frames: DEFAULT_MAX_EMPTY_FRAMES,
             max_remote_resets: DEFAULT_MAX_REMOTE_RESETS,
             remote_reset_window: DEFAULT_REMOTE_RESET_WINDOW,
         }

@@ -201,7 +201,7 @@ pub struct Connection {
 
     // Flood accounting.
     local_resets: usize,
-    empty_data_frames: usize,
+    empty_frames: usize,
     /// When the peer's most recent resets arrived (at most `max_remote_resets + 1`).
     remote_resets: VecDeque<Instant>,
 
@@ -278,7 +278,7 @@ impl Connection {
             shutdown_ping_deadline: None,
             shutdown_debug: Bytes::new(),
             local_resets: 0,
-            empty_data_frames: 0,
+            empty_frames: 0,
             remote_resets: VecDeque::new(),
             config,
         };
@@ -1055,13 +1055,8 @@ impl Connection {
     fn on_data(&mut self, data: Data) {
         let id = data.stream_id;
         let flow_len = data.flow_controlled_len();
-        if data.payload.is_empty() && !data.end_stream {
-            // Empty non-final DATA carries nothing: only a flood sends many (h2's limit).
-            self.empty_data_frames += 1;
-            if self.empty_data_frames > self.config.max_empty_data_frames {
-                return self
-                    .connection_error(ErrorCode::EnhanceYourCalm, "too many empty DATA frames");
-            }
+        if data.payload.is_empty() && !data.end_stream && !self.count_empty_frame() {
+            return;
         }
         let bdp_ping = self.bdp.as_mut().is_some_and(|b| b.on_data(flow_len));
         // Connection-level accounting first, whatever the stream's fate (§6.9).
@@ -1142,6 +1137,9 @@ impl Connection {
 
     fn on_headers(&mut self, headers: Headers) {
         let id = headers.stream_id;
+        if headers.header_block.is_empty() && !headers.end_stream && !self.count_empty_frame() {
+            return;
+        }
         // Decode first, always: the HPACK table must see every block (RFC 9113 §4.3).
         let mut fields: Vec<Field> = Vec::new();
         let decoded = self
@@ -1676,6 +1674,17 @@ impl Connection {
             stream_id: id,
             code,
         });
+    }
+
+    /// Counts a frame that carries nothing and ends nothing (empty non-final DATA or
+    /// HEADERS): only a flood sends many (h2's limit). False, and GOAWAY, past the limit.
+    fn count_empty_frame(&mut self) -> bool {
+        self.empty_frames += 1;
+        if self.empty_frames > self.config.max_empty_frames {
+            self.connection_error(ErrorCode::EnhanceYourCalm, "too many empty frames");
+            return false;
+        }
+        true
     }
 
     /// Counts a reset of one of the peer's own streams (rapid reset, CVE-2023-44487):
