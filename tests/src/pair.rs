@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use grpc_sansio::h2::{Config, Connection, Event, Role, Transmit};
 
 use crate::rng::SimRng;
+use crate::wire::WireEvent;
 
 /// Which side of a [`Pair`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,9 @@ pub struct Pair {
     pub written: [usize; 2],
     /// EOF delivered to the other side after each side closed.
     eof_sent: [bool; 2],
+    /// Every write and delivery since the last [`take_wire`](Pair::take_wire), once
+    /// [`record_wire`](Pair::record_wire) was called.
+    wire_log: Option<Vec<WireEvent>>,
 }
 
 /// Rounds of `drive` without quiescence after which the pair is declared livelocked.
@@ -71,7 +75,23 @@ impl Pair {
             to_client: BytesMut::new(),
             written: [0, 0],
             eof_sent: [false, false],
+            wire_log: None,
         }
+    }
+
+    /// Starts keeping a copy of every batch written and every chunk delivered, for
+    /// observers of the frames themselves (see [`crate::wire`]). Call it before the first
+    /// `drive` to see the whole connection.
+    pub fn record_wire(&mut self) {
+        self.wire_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The wire movements recorded since the last call, in the order they happened.
+    pub fn take_wire(&mut self) -> Vec<WireEvent> {
+        self.wire_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Moves bytes and events until neither side has anything more to do.
@@ -126,11 +146,20 @@ impl Pair {
             Side::Client => (&mut self.client, &mut self.to_server),
             Side::Server => (&mut self.server, &mut self.to_client),
         };
+        let start = wire.len();
         let mut total = 0;
         while conn.poll_transmit(now, &mut out) > 0 {
             total += out.len();
             out.copy_to(wire);
             out.clear();
+        }
+        if total > 0
+            && let Some(log) = &mut self.wire_log
+        {
+            log.push(WireEvent::Written {
+                from: side,
+                bytes: Bytes::copy_from_slice(&wire[start..]),
+            });
         }
         self.written[side as usize] += total;
         total > 0
@@ -146,7 +175,14 @@ impl Pair {
         let mut delivered = false;
         while !wire.is_empty() && conn.wants_read() {
             let n = self.rng.range(1, chunk_max).min(wire.len());
-            conn.recv(wire.split_to(n), now);
+            let chunk = wire.split_to(n);
+            if let Some(log) = &mut self.wire_log {
+                log.push(WireEvent::Delivered {
+                    to,
+                    bytes: Bytes::copy_from_slice(&chunk),
+                });
+            }
+            conn.recv(chunk, now);
             delivered = true;
         }
         if !wire.is_empty() && conn.is_closed() {

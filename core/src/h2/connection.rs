@@ -17,7 +17,7 @@ use super::keepalive::{
     ServerKeepalive, ServerKeepaliveAction, TOO_MANY_PINGS, is_too_many_pings,
     keepalive_time_after_too_many_pings,
 };
-use super::stream::{Item, RecvPhase, State, Stream};
+use super::stream::{Item, RecvPhase, State, Stream, Wait};
 use super::transmit::Transmit;
 use crate::ErrorCode;
 use crate::frame::{
@@ -145,6 +145,8 @@ pub struct Connection {
     /// When each of our unacknowledged SETTINGS frames was written, oldest first (the
     /// peer acknowledges them in order, RFC 9113 §6.5.3).
     settings_inflight: VecDeque<Instant>,
+    /// Our first SETTINGS has been handed to the writer.
+    settings_written: bool,
     settings_acked: bool,
 
     // The peer's settings.
@@ -240,6 +242,7 @@ impl Connection {
             out: BytesMut::new(),
             block_scratch: BytesMut::new(),
             settings_inflight: VecDeque::new(),
+            settings_written: false,
             settings_acked: false,
             peer_max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             peer_initial_window: frame::DEFAULT_INITIAL_WINDOW_SIZE,
@@ -798,6 +801,7 @@ impl Connection {
         let max = self.peer_max_frame_size;
         let frame = match control {
             Control::Settings(settings) => {
+                self.settings_written = true;
                 self.settings_inflight.push_back(now);
                 Frame::Settings(settings)
             }
@@ -898,10 +902,8 @@ impl Connection {
                         .min(u64::from(window))
                         .min(u64::from(max_frame)) as usize;
                     if n == 0 {
-                        if conn_window == 0 && stream.send_window.available() > 0 {
-                            self.conn_blocked.push_back(id);
-                            stream.scheduled = true;
-                        }
+                        // Blocked on a window: `schedule` below parks it where the right
+                        // WINDOW_UPDATE will find it.
                         break;
                     }
                     let chunk = data.split_to(n);
@@ -946,10 +948,7 @@ impl Connection {
             // memory while idle.
             stream.queue = VecDeque::new();
         }
-        if !stream.scheduled && stream.has_writable(self.conn_send.available()) {
-            stream.scheduled = true;
-            self.ready.push_back(id);
-        }
+        self.schedule(id);
     }
 
     // ----- reading -----
@@ -1468,14 +1467,13 @@ impl Connection {
 
     fn on_window_update(&mut self, wu: WindowUpdate) {
         if wu.stream_id.is_zero() {
-            let was_blocked = self.conn_send.available() == 0;
             if self.conn_send.increase(wu.increment).is_err() {
                 return self.connection_error(
                     ErrorCode::FlowControlError,
                     "connection window above 2^31-1",
                 );
             }
-            if was_blocked {
+            if self.conn_send.available() > 0 {
                 let blocked: Vec<StreamId> = self.conn_blocked.drain(..).collect();
                 for id in blocked {
                     if let Some(s) = self.streams.get_mut(&id.value()) {
@@ -1598,19 +1596,26 @@ impl Connection {
         Ok(stream)
     }
 
-    /// Puts a stream on the writer's ready list if it has something writable.
+    /// Puts a stream where its next write will be found: on the writer's ready list if
+    /// it can write now, on the connection-blocked list if only the connection window
+    /// stops it (a connection WINDOW_UPDATE wakes that list). A stream waiting for its own
+    /// window is woken by its WINDOW_UPDATE or a SETTINGS change instead.
     fn schedule(&mut self, id: StreamId) {
         let conn_window = self.conn_send.available();
         // Our streams wait for the peer's quota; the peer's were counted on arrival.
         let local = self.is_local(id);
-        if let Some(stream) = self.streams.get_mut(&id.value())
-            && !stream.scheduled
-            && (stream.counted || !local)
-            && stream.has_writable(conn_window)
-        {
-            stream.scheduled = true;
-            self.ready.push_back(id);
+        let Some(stream) = self.streams.get_mut(&id.value()) else {
+            return;
+        };
+        if stream.scheduled || (local && !stream.counted) {
+            return;
         }
+        match stream.wait(conn_window) {
+            Wait::Ready => self.ready.push_back(id),
+            Wait::ConnWindow => self.conn_blocked.push_back(id),
+            Wait::Nothing | Wait::StreamWindow => return,
+        }
+        stream.scheduled = true;
     }
 
     /// Lets waiting streams go while the peer's concurrency quota allows.
@@ -1762,8 +1767,12 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
-        // Replies still queued are moot; the GOAWAY should leave at once.
-        self.control.clear();
+        // Replies still queued are moot; the GOAWAY should leave at once. Only our
+        // first SETTINGS, if it has not gone out yet, stays ahead of it: RFC 9113 §3.4
+        // makes it the first frame of the connection, whatever follows.
+        let first_settings_pending = !self.settings_written;
+        self.control
+            .retain(|c| first_settings_pending && matches!(c, Control::Settings(_)));
         self.control.push_back(Control::GoAway(goaway(
             StreamId::new(self.last_peer_id),
             code,

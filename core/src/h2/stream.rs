@@ -34,6 +34,19 @@ pub(crate) enum RecvPhase {
     Done,
 }
 
+/// What a stream's send queue is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Nothing queued.
+    Nothing,
+    /// Writable now.
+    Ready,
+    /// A WINDOW_UPDATE for this stream (or a larger SETTINGS_INITIAL_WINDOW_SIZE).
+    StreamWindow,
+    /// A WINDOW_UPDATE for the connection.
+    ConnWindow,
+}
+
 /// Something queued for sending on a stream, in order.
 #[derive(Debug)]
 pub(crate) enum Item {
@@ -94,14 +107,16 @@ impl Stream {
         matches!(self.state, State::Open | State::HalfClosedLocal)
     }
 
-    /// Something at the head of the queue can be written now, window permitting.
-    pub(crate) fn has_writable(&self, conn_window: u32) -> bool {
+    /// What the head of the send queue waits for, given the connection's send window.
+    pub(crate) fn wait(&self, conn_window: u32) -> Wait {
         match self.queue.front() {
-            None => false,
-            Some(Item::Headers { .. }) => true,
-            Some(Item::Data { data, .. }) => {
-                data.is_empty() || (self.send_window.available() > 0 && conn_window > 0)
-            }
+            None => Wait::Nothing,
+            // HEADERS and empty DATA are not flow-controlled (RFC 9113 §6.9).
+            Some(Item::Headers { .. }) => Wait::Ready,
+            Some(Item::Data { data, .. }) if data.is_empty() => Wait::Ready,
+            Some(Item::Data { .. }) if self.send_window.available() == 0 => Wait::StreamWindow,
+            Some(Item::Data { .. }) if conn_window == 0 => Wait::ConnWindow,
+            Some(Item::Data { .. }) => Wait::Ready,
         }
     }
 
