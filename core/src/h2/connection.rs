@@ -64,9 +64,10 @@ fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) ->
     }
 }
 
-/// Room reserved in the write buffer per `poll_transmit`: heads of 450 DATA frames, or a
-/// batch of small frames, without reallocating.
-const WRITE_BUFFER_RESERVE: usize = 4096;
+/// Room reserved in the write buffer per `poll_transmit`: the heads of a full batch of
+/// 16 KiB DATA frames (16 of them per 256 KiB) or a small call's frames, without
+/// reallocating; more grows it as needed.
+const WRITE_BUFFER_RESERVE: usize = 1024;
 
 /// The GOAWAY debug text for ping abuse, as gRFC A8 spells it.
 const TOO_MANY_PINGS_REASON: &str = "too_many_pings";
