@@ -914,3 +914,54 @@ fn reading_pauses_while_the_application_holds_more_than_the_connection_window() 
     }
     assert!(s.conn.wants_read());
 }
+
+// ----- late frames on closed streams (RFC 9113 §5.1) -----
+
+#[test]
+fn data_after_the_peer_reset_the_stream_is_a_stream_closed_error() {
+    let mut s = client_with_stream();
+    s.send(Frame::RstStream(RstStream::new(
+        StreamId::new(1),
+        ErrorCode::Cancel,
+    )));
+    s.events();
+    s.send(data(1, b"after its own reset", false));
+    assert_eq!(rst_of(&s.written()), Some((1, ErrorCode::StreamClosed)));
+    assert!(s.conn.is_connected());
+}
+
+#[test]
+fn data_after_both_sides_ended_the_stream_is_a_connection_stream_closed_error() {
+    let mut s = Scripted::connected(Role::Client, fixed_client());
+    let id = s.conn.open_stream(req_headers(), true).unwrap();
+    s.written();
+    let t = s.headers(
+        id.value(),
+        &[(":status", "200"), ("grpc-status", "0")],
+        true,
+    );
+    s.send(t);
+    assert_eq!(s.conn.open_streams(), 0);
+    s.send(data(1, b"too late", false));
+    assert_eq!(
+        goaway_of(&s.written()).unwrap().error_code,
+        ErrorCode::StreamClosed
+    );
+}
+
+#[test]
+fn window_updates_and_resets_on_a_finished_stream_are_ignored() {
+    let mut s = Scripted::connected(Role::Client, fixed_client());
+    let id = s.conn.open_stream(req_headers(), true).unwrap();
+    s.written();
+    let t = s.headers(
+        id.value(),
+        &[(":status", "200"), ("grpc-status", "0")],
+        true,
+    );
+    s.send(t);
+    s.send(Frame::WindowUpdate(WindowUpdate::new(id, 100)));
+    s.send(Frame::RstStream(RstStream::new(id, ErrorCode::NoError)));
+    assert!(s.written().is_empty());
+    assert!(s.conn.is_connected());
+}

@@ -93,6 +93,21 @@ enum Control {
     GoAway(GoAway),
 }
 
+/// How a stream closed, which decides what late frames on it mean (RFC 9113 §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closed {
+    /// We reset it (or the peer never processed it): frames in flight are ignored.
+    Reset,
+    /// The peer reset it: it must send nothing more but PRIORITY (a stream error).
+    PeerReset,
+    /// Both sides sent END_STREAM: more DATA or HEADERS is a connection error.
+    Finished,
+}
+
+/// Closed streams remembered for judging late frames. Older ones are treated as reset
+/// by us (late frames ignored): the memory stays bounded whatever the peer does.
+const RECENTLY_CLOSED: usize = 128;
+
 /// How a frame's stream id relates to the streams we know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Known {
@@ -173,6 +188,8 @@ pub struct Connection {
     /// Our streams waiting for the peer's quota, oldest first.
     pending_open: VecDeque<StreamId>,
     ids_exhausted_told: bool,
+    /// The last [`RECENTLY_CLOSED`] streams that closed, and how.
+    recently_closed: VecDeque<(StreamId, Closed)>,
     /// DATA delivered to the application and not yet released.
     unconsumed: usize,
 
@@ -263,6 +280,7 @@ impl Connection {
             pending_open: VecDeque::new(),
             ids_exhausted_told: false,
             unconsumed: 0,
+            recently_closed: VecDeque::new(),
             goaway_received: None,
             peer_goaway_code: None,
             goaway_sent: None,
@@ -615,7 +633,7 @@ impl Connection {
             return Err(CommandError::UnknownStream);
         };
         let never_sent = stream.state == State::Idle;
-        self.close_stream(stream_id);
+        self.close_stream(stream_id, Closed::Reset);
         if !never_sent {
             self.control.push_back(Control::Reset { stream_id, code });
         }
@@ -941,7 +959,7 @@ impl Connection {
             }
         }
         if closed {
-            self.close_stream(id);
+            self.close_stream(id, Closed::Finished);
             return;
         }
         if stream.queue.is_empty() && stream.queue.capacity() > 0 {
@@ -1091,8 +1109,7 @@ impl Connection {
             Known::Idle => {
                 return self.connection_error(ErrorCode::ProtocolError, "DATA on an idle stream");
             }
-            // Late frames after a reset or normal close are ignored (§5.1: "closed").
-            Known::Closed => return,
+            Known::Closed => return self.late_frame(id, "DATA on a closed stream"),
             Known::Active => {}
         }
         let Some(stream) = self.streams.get_mut(&id.value()) else {
@@ -1131,7 +1148,7 @@ impl Connection {
             });
         }
         if closed {
-            self.close_stream(id);
+            self.close_stream(id, Closed::Finished);
         }
     }
 
@@ -1156,7 +1173,8 @@ impl Connection {
         }
         match self.known(id) {
             Known::Active => self.on_stream_headers(id, fields, headers.end_stream, too_large),
-            Known::Closed => {} // Late HEADERS on a closed stream: decoded, ignored.
+            // Decoded above, so HPACK stays in step whatever the verdict.
+            Known::Closed => self.late_frame(id, "HEADERS on a closed stream"),
             Known::Idle => {
                 let peer_initiated = match self.role {
                     Role::Client => id.is_server_initiated(),
@@ -1273,7 +1291,7 @@ impl Connection {
         let closed = end_stream && stream.on_end_stream_received();
         self.events.push_back(event);
         if closed {
-            self.close_stream(id);
+            self.close_stream(id, Closed::Finished);
         }
     }
 
@@ -1287,7 +1305,7 @@ impl Connection {
                 if !self.is_local(id) && !self.count_remote_reset() {
                     return;
                 }
-                self.close_stream(id);
+                self.close_stream(id, Closed::PeerReset);
                 self.events.push_back(Event::StreamReset {
                     stream_id: id,
                     reset: StreamReset {
@@ -1451,7 +1469,7 @@ impl Connection {
             .collect();
         doomed.sort();
         for id in doomed {
-            self.close_stream(id);
+            self.close_stream(id, Closed::Reset);
             self.events.push_back(Event::StreamReset {
                 stream_id: id,
                 reset: StreamReset {
@@ -1548,6 +1566,23 @@ impl Connection {
         }
     }
 
+    /// DATA or HEADERS on a closed stream: RFC 9113 §5.1 decides by how it closed.
+    fn late_frame(&mut self, id: StreamId, what: &'static str) {
+        let how = self
+            .recently_closed
+            .iter()
+            .rev()
+            .find(|(closed, _)| *closed == id)
+            .map(|&(_, how)| how);
+        match how {
+            Some(Closed::PeerReset) => self.stream_error(id, ErrorCode::StreamClosed, what),
+            Some(Closed::Finished) => self.connection_error(ErrorCode::StreamClosed, what),
+            // We reset it, or it closed too long ago to tell: frames the peer sent before
+            // it saw our RST_STREAM must be ignored.
+            Some(Closed::Reset) | None => {}
+        }
+    }
+
     // ----- stream bookkeeping -----
 
     fn is_local(&self, id: StreamId) -> bool {
@@ -1634,10 +1669,16 @@ impl Connection {
     }
 
     /// Removes a stream, returning its quota.
-    fn close_stream(&mut self, id: StreamId) {
+    fn close_stream(&mut self, id: StreamId, how: Closed) {
         let Some(stream) = self.streams.remove(&id.value()) else {
             return;
         };
+        if stream.state != State::Idle {
+            if self.recently_closed.len() == RECENTLY_CLOSED {
+                self.recently_closed.pop_front();
+            }
+            self.recently_closed.push_back((id, how));
+        }
         self.note_stream_count();
         self.pending_open.retain(|&p| p != id);
         if stream.counted {
@@ -1665,7 +1706,7 @@ impl Connection {
             return;
         }
         if self.streams.contains_key(&id.value()) {
-            self.close_stream(id);
+            self.close_stream(id, Closed::Reset);
             self.events.push_back(Event::StreamReset {
                 stream_id: id,
                 reset: StreamReset {
