@@ -965,3 +965,31 @@ fn window_updates_and_resets_on_a_finished_stream_are_ignored() {
     assert!(s.written().is_empty());
     assert!(s.conn.is_connected());
 }
+
+#[test]
+fn request_read_opens_the_window_for_a_message_larger_than_it() {
+    let mut s = client_with_stream();
+    let h = s.headers(1, RESPONSE, false);
+    s.send(h);
+    s.conn.request_read(StreamId::new(1), 200_000).unwrap();
+    let granted: u32 = s
+        .written()
+        .iter()
+        .filter_map(|f| match f {
+            Frame::WindowUpdate(w) if w.stream_id.value() == 1 => Some(w.increment),
+            _ => None,
+        })
+        .sum();
+    // The peer may now send the whole message: 65 535 + the grant ≥ 200 000.
+    assert!(65_535 + granted >= 200_000, "{granted}");
+    static CHUNK: [u8; 16_384] = [5; 16_384];
+    s.send(Frame::WindowUpdate(WindowUpdate::new(StreamId::ZERO, 1 << 20)));
+    for _ in 0..12 {
+        s.send(data(1, &CHUNK, false));
+    }
+    assert_eq!(rst_of(&s.written()), None, "within the granted window");
+    assert_eq!(
+        s.conn.request_read(StreamId::new(99), 10),
+        Err(grpc_sansio::h2::CommandError::UnknownStream)
+    );
+}
