@@ -8,9 +8,11 @@
 //! - [`frame`]: the RFC 9113 frame codec (streaming decoder, encoder, validation).
 //! - [`hpack`]: the RFC 7541 header compression codec.
 //! - [`h2`]: one HTTP/2 connection (client or server) as a state machine.
+//! - [`grpc`]: gRPC call semantics on one stream (statuses, metadata, messages).
 
 pub mod error_code;
 pub mod frame;
+pub mod grpc;
 pub mod h2;
 pub mod hpack;
 

@@ -983,7 +983,10 @@ fn request_read_opens_the_window_for_a_message_larger_than_it() {
     // The peer may now send the whole message: 65 535 + the grant ≥ 200 000.
     assert!(65_535 + granted >= 200_000, "{granted}");
     static CHUNK: [u8; 16_384] = [5; 16_384];
-    s.send(Frame::WindowUpdate(WindowUpdate::new(StreamId::ZERO, 1 << 20)));
+    s.send(Frame::WindowUpdate(WindowUpdate::new(
+        StreamId::ZERO,
+        1 << 20,
+    )));
     for _ in 0..12 {
         s.send(data(1, &CHUNK, false));
     }

@@ -169,7 +169,7 @@ impl PingTimer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientKeepaliveConfig {
     /// Time without reads before a PING; `None` (infinite, the default) disables
-    /// keepalive. Values below [`MIN_CLIENT_KEEPALIVE_TIME`] are raised to it.
+    /// keepalive. Values below 10 s are raised to it (gRFC A8's floor).
     pub time: Option<Duration>,
     /// How long after a PING the client waits for any read before closing.
     pub timeout: Duration,
@@ -294,7 +294,7 @@ pub(crate) fn is_too_many_pings(code: ErrorCode, debug_data: &[u8]) -> bool {
 }
 
 /// The keepalive time to use for the channel's next connection after one was closed for
-/// [`is_too_many_pings`]: twice the time in force (after the 10 s floor), or infinite
+/// GOAWAY ENHANCE_YOUR_CALM `too_many_pings`: twice the time in force (after the 10 s floor), or infinite
 /// (`None`) if doubling overflows or keepalive was already off.
 ///
 /// A8 asks for the configured time to double for new connections; applying this to the
@@ -312,7 +312,7 @@ pub struct EnforcementPolicy {
     /// Minimum interval between client PINGs.
     pub min_time: Duration,
     /// Whether PINGs are welcome while no stream is open; if not, the client may ping
-    /// only every [`PING_WITHOUT_STREAMS_MIN_INTERVAL`] then.
+    /// only every 2 hours then.
     pub permit_without_stream: bool,
 }
 
@@ -424,7 +424,7 @@ pub struct ServerKeepaliveConfig {
     /// Close hard this long after the (jittered) age was reached. Infinite by default.
     pub max_connection_age_grace: Option<Duration>,
     /// Time without reads before a PING, whether or not streams are open. Values below
-    /// [`MIN_SERVER_KEEPALIVE_TIME`] are raised to it; `None` disables pinging.
+    /// 1 s are raised to it; `None` disables pinging.
     pub time: Option<Duration>,
     /// How long after a PING the server waits for any read before closing.
     pub timeout: Duration,

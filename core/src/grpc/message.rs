@@ -1,0 +1,886 @@
+//! Length-Prefixed-Message framing (grpc/grpc `doc/PROTOCOL-HTTP2.md`).
+//!
+//! Every gRPC message on a stream's DATA frames is a 5-byte prefix followed by the
+//! message bytes:
+//!
+//! ```text
+//! Compressed-Flag (1 byte: 0 or 1) | Message-Length (4 bytes, big-endian) | Message
+//! ```
+//!
+//! [`MessageDecoder`] reassembles messages from DATA payloads chunked any way the peer
+//! (or the network) likes. A message that lies wholly inside one pushed [`Bytes`] comes
+//! out as a slice of it, with no copy and no allocation; only a message that spans
+//! chunks is assembled, into one buffer of exactly its length. The receive limit is
+//! checked on the prefix, before any of the body is buffered.
+//!
+//! [`encode_prefix`], [`encode_message`] and [`encode_message_into`] write the prefix
+//! for sending, checking the send limit.
+//!
+//! The compressed flag is only carried here; [`super::compression`] decides what it
+//! means together with the stream's `grpc-encoding`.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// Length of the prefix in front of every message: the flag byte and a 4-byte length.
+pub const PREFIX_LEN: usize = 5;
+
+/// The default limit on a received message's length: 4 MiB, as in grpc-go, grpc-java and
+/// gRPC core.
+pub const DEFAULT_MAX_RECV_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// The flag byte of an uncompressed message.
+const FLAG_UNCOMPRESSED: u8 = 0;
+/// The flag byte of a compressed message.
+const FLAG_COMPRESSED: u8 = 1;
+
+/// One message taken off the wire, still as sent: compressed or not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The Compressed-Flag: the bytes are encoded with the stream's `grpc-encoding`.
+    pub compressed: bool,
+    /// The message bytes (without the prefix).
+    pub data: Bytes,
+}
+
+/// Why [`MessageDecoder`] rejected the stream.
+///
+/// Both are fatal for the call: the decoder is poisoned, drops whatever it held and
+/// keeps returning the same error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageError {
+    /// A prefix announced a message longer than the receive limit. The body was not
+    /// buffered. gRPC status RESOURCE_EXHAUSTED.
+    TooLarge {
+        /// The length the prefix announced.
+        len: usize,
+        /// The receive limit.
+        max: usize,
+    },
+    /// The Compressed-Flag byte was neither 0 nor 1. gRPC status INTERNAL.
+    InvalidFlag(u8),
+}
+
+impl MessageError {
+    /// The name of the gRPC status code this error ends the call with
+    /// (`"RESOURCE_EXHAUSTED"` or `"INTERNAL"`), spelled as in `grpc::code`; the call
+    /// layer maps the name to its code and uses [`Display`](fmt::Display) as the
+    /// status message.
+    pub const fn grpc_code_name(&self) -> &'static str {
+        match self {
+            MessageError::TooLarge { .. } => "RESOURCE_EXHAUSTED",
+            MessageError::InvalidFlag(_) => "INTERNAL",
+        }
+    }
+}
+
+impl fmt::Display for MessageError {
+    /// grpc-go's wording, so statuses read the same whichever side produced them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "grpc: received message larger than max ({len} vs. {max})"
+                )
+            }
+            MessageError::InvalidFlag(flag) => {
+                write!(f, "grpc: received unexpected payload format {flag}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MessageError {}
+
+/// The message currently being received: its prefix has been read.
+#[derive(Debug)]
+struct Current {
+    compressed: bool,
+    len: usize,
+    /// The bytes gathered so far, when the body spans chunks. Empty (and unallocated)
+    /// until the first piece of a spanning body is copied in; it then grows with what
+    /// has arrived, never past `len` (see [`ASSEMBLY_START`]).
+    body: Vec<u8>,
+}
+
+/// First allocation for a message body that spans chunks: large enough that typical
+/// messages are assembled in one allocation, small enough that a peer's length claim
+/// alone commits little memory.
+const ASSEMBLY_START: usize = 64 * 1024;
+
+/// Reassembles gRPC messages from a stream's DATA payloads (sans-IO).
+///
+/// Feed every DATA payload to [`push`](MessageDecoder::push) in order, then call
+/// [`next`](MessageDecoder::next) until it returns `Ok(None)`. Chunk boundaries may fall
+/// anywhere, including inside the 5-byte prefix.
+///
+/// Memory: once `next` has returned `Ok(None)`, the decoder holds fewer than
+/// `max + 5` bytes ([`buffered_len`](MessageDecoder::buffered_len)): at most one partial
+/// prefix, or one prefix and part of a body whose announced length passed the limit.
+/// Pushed chunks are held by reference until `next` consumes them, so the caller bounds
+/// the rest by draining after each push (HTTP/2 flow control bounds what arrives).
+///
+/// When the stream ends, [`is_mid_message`](MessageDecoder::is_mid_message) tells
+/// whether it ended inside a message (gRPC status INTERNAL).
+#[derive(Debug)]
+pub struct MessageDecoder {
+    max: usize,
+    /// Pushed chunks not yet consumed, in order; none is empty.
+    queue: VecDeque<Bytes>,
+    /// Bytes of a prefix split across chunks, gathered so far.
+    prefix: [u8; PREFIX_LEN],
+    /// How many of `prefix` are filled (`0..PREFIX_LEN`).
+    prefix_have: usize,
+    /// The message whose prefix has been read, if any.
+    current: Option<Current>,
+    /// Bytes pushed and not yet handed out in a message (prefixes included).
+    held: usize,
+    /// Set on the first error; the decoder is then dead.
+    error: Option<MessageError>,
+}
+
+impl Default for MessageDecoder {
+    fn default() -> MessageDecoder {
+        MessageDecoder::new()
+    }
+}
+
+impl MessageDecoder {
+    /// A decoder with the default receive limit, [`DEFAULT_MAX_RECV_MESSAGE_SIZE`].
+    pub fn new() -> MessageDecoder {
+        MessageDecoder::with_max_message_size(DEFAULT_MAX_RECV_MESSAGE_SIZE)
+    }
+
+    /// A decoder that rejects messages longer than `max` bytes (the length in the
+    /// prefix, i.e. before decompression).
+    pub fn with_max_message_size(max: usize) -> MessageDecoder {
+        MessageDecoder {
+            max,
+            queue: VecDeque::new(),
+            prefix: [0; PREFIX_LEN],
+            prefix_have: 0,
+            current: None,
+            held: 0,
+            error: None,
+        }
+    }
+
+    /// The receive limit.
+    pub fn max_message_size(&self) -> usize {
+        self.max
+    }
+
+    /// Changes the receive limit. It applies to prefixes read from now on; a message
+    /// whose prefix was already accepted is still delivered.
+    pub fn set_max_message_size(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Takes the next DATA payload of the stream. Nothing is copied here; call
+    /// [`next`](MessageDecoder::next) to get the messages out. Ignored once the
+    /// decoder has failed.
+    pub fn push(&mut self, data: Bytes) {
+        if data.is_empty() || self.error.is_some() {
+            return;
+        }
+        self.held += data.len();
+        self.queue.push_back(data);
+    }
+
+    /// The next complete message, `Ok(None)` if more data is needed, or the error that
+    /// ended the stream (returned again on every later call).
+    #[expect(
+        clippy::should_implement_trait,
+        reason = "fallible and resumable (None is not the end): not an Iterator"
+    )]
+    pub fn next(&mut self) -> Result<Option<Message>, MessageError> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        loop {
+            let Some(current) = &mut self.current else {
+                // Between messages: read a prefix.
+                let Some(front) = self.queue.front_mut() else {
+                    return Ok(None);
+                };
+                if self.prefix_have == 0 && front.len() >= PREFIX_LEN {
+                    // Fast path: the prefix, and maybe the whole message, in one chunk.
+                    let flag = front[0];
+                    let len = u32::from_be_bytes([front[1], front[2], front[3], front[4]]);
+                    let (compressed, len) = self.check_prefix(flag, len)?;
+                    // `check_prefix` borrowed `self`; take the chunk again.
+                    let Some(front) = self.queue.front_mut() else {
+                        return Ok(None);
+                    };
+                    if front.len() - PREFIX_LEN >= len {
+                        front.advance(PREFIX_LEN);
+                        let data = front.split_to(len);
+                        if front.is_empty() {
+                            self.queue.pop_front();
+                        }
+                        self.held -= PREFIX_LEN + len;
+                        return Ok(Some(Message { compressed, data }));
+                    }
+                    front.advance(PREFIX_LEN);
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                    self.current = Some(Current {
+                        compressed,
+                        len,
+                        body: Vec::new(),
+                    });
+                    continue;
+                }
+                // A prefix split across chunks: gather it byte by byte.
+                let take = (PREFIX_LEN - self.prefix_have).min(front.len());
+                self.prefix[self.prefix_have..self.prefix_have + take]
+                    .copy_from_slice(&front[..take]);
+                front.advance(take);
+                if front.is_empty() {
+                    self.queue.pop_front();
+                }
+                self.prefix_have += take;
+                if self.prefix_have == PREFIX_LEN {
+                    self.prefix_have = 0;
+                    let [flag, a, b, c, d] = self.prefix;
+                    let (compressed, len) =
+                        self.check_prefix(flag, u32::from_be_bytes([a, b, c, d]))?;
+                    self.current = Some(Current {
+                        compressed,
+                        len,
+                        body: Vec::new(),
+                    });
+                }
+                continue;
+            };
+
+            // Inside a message: gather its body.
+            let need = current.len - current.body.len();
+            if need == 0 {
+                // Only an empty message gets here without data; a spanning body is
+                // returned as soon as its last piece is copied.
+                let compressed = current.compressed;
+                self.current = None;
+                self.held -= PREFIX_LEN;
+                return Ok(Some(Message {
+                    compressed,
+                    data: Bytes::new(),
+                }));
+            }
+            let Some(front) = self.queue.front_mut() else {
+                return Ok(None);
+            };
+            if current.body.is_empty() && front.len() >= need {
+                // The whole body is in this chunk (the prefix was split, or ended the
+                // previous chunk): still a slice, no copy.
+                let data = front.split_to(need);
+                if front.is_empty() {
+                    self.queue.pop_front();
+                }
+                let compressed = current.compressed;
+                self.current = None;
+                self.held -= PREFIX_LEN + need;
+                return Ok(Some(Message { compressed, data }));
+            }
+            // The body spans chunks: copy it into one buffer that ends at exactly its
+            // length. It grows with what has arrived (doubling, from ASSEMBLY_START) rather
+            // than reserving the claimed length at once: six bytes of prefix must not make
+            // us commit megabytes per stream.
+            let take = need.min(front.len());
+            let spare = current.body.capacity() - current.body.len();
+            if spare < take {
+                let grow = current
+                    .body
+                    .capacity()
+                    .max(ASSEMBLY_START)
+                    .max(take)
+                    .min(current.len - current.body.len());
+                current.body.reserve_exact(grow);
+            }
+            current.body.extend_from_slice(&front[..take]);
+            front.advance(take);
+            if front.is_empty() {
+                self.queue.pop_front();
+            }
+            if take == need {
+                let Some(done) = self.current.take() else {
+                    return Ok(None);
+                };
+                self.held -= PREFIX_LEN + done.len;
+                return Ok(Some(Message {
+                    compressed: done.compressed,
+                    data: Bytes::from(done.body),
+                }));
+            }
+        }
+    }
+
+    /// Checks a prefix; on failure poisons the decoder and drops what it held.
+    fn check_prefix(&mut self, flag: u8, len: u32) -> Result<(bool, usize), MessageError> {
+        // Length first, as grpc-go does.
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        let error = if len > self.max {
+            MessageError::TooLarge { len, max: self.max }
+        } else {
+            match flag {
+                FLAG_UNCOMPRESSED => return Ok((false, len)),
+                FLAG_COMPRESSED => return Ok((true, len)),
+                other => MessageError::InvalidFlag(other),
+            }
+        };
+        self.error = Some(error);
+        self.queue = VecDeque::new();
+        self.current = None;
+        self.prefix_have = 0;
+        self.held = 0;
+        Err(error)
+    }
+
+    /// Bytes pushed and not yet handed out in a message, prefixes included. Once
+    /// [`next`](MessageDecoder::next) has returned `Ok(None)` this is below
+    /// `max + 5`. Zero after an error.
+    pub fn buffered_len(&self) -> usize {
+        self.held
+    }
+
+    /// True if bytes of a message not yet complete are held (after draining with
+    /// [`next`](MessageDecoder::next)): a stream ending now ended mid-message, which
+    /// the call layer reports as INTERNAL. False after an error.
+    pub fn is_mid_message(&self) -> bool {
+        self.held > 0
+    }
+}
+
+/// Why a message could not be framed for sending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncodeError {
+    /// The message (as it goes on the wire, i.e. after compression) is longer than the
+    /// send limit, or than the 4-byte length can say. gRPC status RESOURCE_EXHAUSTED.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The limit it was checked against (the send limit, at most `u32::MAX`).
+        max: usize,
+    },
+}
+
+impl EncodeError {
+    /// The name of the gRPC status code for this error (`"RESOURCE_EXHAUSTED"`), as for
+    /// [`MessageError::grpc_code_name`].
+    pub const fn grpc_code_name(&self) -> &'static str {
+        match self {
+            EncodeError::TooLarge { .. } => "RESOURCE_EXHAUSTED",
+        }
+    }
+}
+
+impl fmt::Display for EncodeError {
+    /// grpc-go's wording.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "trying to send message larger than max ({len} vs. {max})"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// The 5-byte prefix for a message of `len` bytes, after checking `len` against
+/// `max_send` (and the 4-byte length field).
+pub fn encode_prefix(
+    compressed: bool,
+    len: usize,
+    max_send: usize,
+) -> Result<[u8; PREFIX_LEN], EncodeError> {
+    let max = max_send.min(u32::MAX as usize);
+    let Some(wire_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
+        return Err(EncodeError::TooLarge { len, max });
+    };
+    let [a, b, c, d] = wire_len.to_be_bytes();
+    let flag = if compressed {
+        FLAG_COMPRESSED
+    } else {
+        FLAG_UNCOMPRESSED
+    };
+    Ok([flag, a, b, c, d])
+}
+
+/// Frames `data` without copying it: the prefix and the payload, to be sent as two
+/// chunks in this order. `compressed` says whether `data` is already compressed with the
+/// stream's `grpc-encoding`.
+pub fn encode_message(
+    data: Bytes,
+    compressed: bool,
+    max_send: usize,
+) -> Result<([u8; PREFIX_LEN], Bytes), EncodeError> {
+    let prefix = encode_prefix(compressed, data.len(), max_send)?;
+    Ok((prefix, data))
+}
+
+/// Appends the prefix and `data` to `out`. On error `out` is left unchanged.
+pub fn encode_message_into(
+    data: &[u8],
+    compressed: bool,
+    max_send: usize,
+    out: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let prefix = encode_prefix(compressed, data.len(), max_send)?;
+    out.reserve(PREFIX_LEN + data.len());
+    out.put_slice(&prefix);
+    out.put_slice(data);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// True if `inner` points into `outer`'s memory (a slice of it, not a copy).
+    fn is_slice_of(inner: &Bytes, outer: &Bytes) -> bool {
+        let (i, o) = (inner.as_ptr_range(), outer.as_ptr_range());
+        o.start <= i.start && i.end <= o.end
+    }
+
+    fn frame(compressed: bool, data: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode_message_into(data, compressed, usize::MAX, &mut out).unwrap();
+        out.to_vec()
+    }
+
+    fn drain(decoder: &mut MessageDecoder) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Some(message) = decoder.next().unwrap() {
+            out.push(message);
+        }
+        out
+    }
+
+    #[test]
+    fn a_message_inside_one_chunk_is_a_slice_of_it() {
+        let mut wire = frame(false, b"hello");
+        wire.extend(frame(true, b"world!"));
+        let chunk = Bytes::from(wire);
+        let mut decoder = MessageDecoder::new();
+        decoder.push(chunk.clone());
+        let messages = drain(&mut decoder);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            messages[0],
+            Message {
+                compressed: false,
+                data: Bytes::from_static(b"hello")
+            }
+        );
+        assert_eq!(
+            messages[1],
+            Message {
+                compressed: true,
+                data: Bytes::from_static(b"world!")
+            }
+        );
+        for m in &messages {
+            assert!(is_slice_of(&m.data, &chunk));
+        }
+        // The exact byte ranges: right after each prefix.
+        assert_eq!(messages[0].data.as_ptr(), chunk[5..].as_ptr());
+        assert_eq!(messages[1].data.as_ptr(), chunk[15..].as_ptr());
+        assert_eq!(decoder.buffered_len(), 0);
+        assert!(!decoder.is_mid_message());
+    }
+
+    #[test]
+    fn a_body_inside_one_chunk_after_a_split_prefix_is_a_slice() {
+        let wire = frame(false, b"payload");
+        let head = Bytes::copy_from_slice(&wire[..3]);
+        let rest = Bytes::copy_from_slice(&wire[3..]);
+        let mut decoder = MessageDecoder::new();
+        decoder.push(head);
+        assert_eq!(decoder.next(), Ok(None));
+        assert_eq!(decoder.buffered_len(), 3);
+        decoder.push(rest.clone());
+        let m = decoder.next().unwrap().unwrap();
+        assert_eq!(&m.data[..], b"payload");
+        assert!(is_slice_of(&m.data, &rest));
+    }
+
+    #[test]
+    fn a_body_starting_in_the_next_chunk_is_a_slice() {
+        let wire = frame(false, b"payload");
+        let mut decoder = MessageDecoder::new();
+        decoder.push(Bytes::copy_from_slice(&wire[..5]));
+        assert_eq!(decoder.next(), Ok(None));
+        assert!(decoder.is_mid_message());
+        let body = Bytes::copy_from_slice(&wire[5..]);
+        decoder.push(body.clone());
+        let m = decoder.next().unwrap().unwrap();
+        assert!(is_slice_of(&m.data, &body));
+    }
+
+    #[test]
+    fn a_spanning_message_is_assembled_into_one_exact_buffer() {
+        let payload: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let wire = frame(true, &payload);
+        let a = Bytes::copy_from_slice(&wire[..400]);
+        let b = Bytes::copy_from_slice(&wire[400..700]);
+        let c = Bytes::copy_from_slice(&wire[700..]);
+        let mut decoder = MessageDecoder::new();
+        for chunk in [&a, &b] {
+            decoder.push(chunk.clone());
+            assert_eq!(decoder.next(), Ok(None));
+        }
+        assert_eq!(decoder.buffered_len(), 700);
+        decoder.push(c.clone());
+        let m = decoder.next().unwrap().unwrap();
+        assert!(m.compressed);
+        assert_eq!(&m.data[..], &payload[..]);
+        assert!(![&a, &b, &c].iter().any(|chunk| is_slice_of(&m.data, chunk)));
+        assert_eq!(decoder.next(), Ok(None));
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn the_assembly_buffer_has_exactly_the_message_length() {
+        let wire = frame(false, &[7; 300]);
+        let mut decoder = MessageDecoder::new();
+        decoder.push(Bytes::copy_from_slice(&wire[..100]));
+        assert_eq!(decoder.next(), Ok(None));
+        let current = decoder.current.as_ref().unwrap();
+        assert_eq!(current.body.capacity(), 300);
+        assert_eq!(current.body.len(), 95);
+    }
+
+    #[test]
+    fn one_byte_chunks() {
+        let mut wire = frame(false, b"");
+        wire.extend(frame(true, b"abc"));
+        wire.extend(frame(false, &[9; 70]));
+        let mut decoder = MessageDecoder::new();
+        let mut messages = Vec::new();
+        for &byte in &wire {
+            decoder.push(Bytes::copy_from_slice(&[byte]));
+            messages.extend(drain(&mut decoder));
+            assert!(decoder.buffered_len() < PREFIX_LEN + 70);
+        }
+        assert_eq!(messages.len(), 3);
+        assert_eq!(&messages[0].data[..], b"");
+        assert!(!messages[0].compressed);
+        assert_eq!(&messages[1].data[..], b"abc");
+        assert!(messages[1].compressed);
+        assert_eq!(&messages[2].data[..], &[9; 70][..]);
+        assert!(!decoder.is_mid_message());
+    }
+
+    #[test]
+    fn empty_messages_and_empty_pushes() {
+        let mut decoder = MessageDecoder::new();
+        decoder.push(Bytes::new());
+        assert_eq!(decoder.next(), Ok(None));
+        let mut wire = frame(false, b"");
+        wire.extend(frame(true, b""));
+        decoder.push(Bytes::from(wire));
+        let messages = drain(&mut decoder);
+        assert_eq!(messages.len(), 2);
+        assert!(messages.iter().all(|m| m.data.is_empty()));
+        assert!(messages[1].compressed);
+        // An empty message whose prefix ends the chunk comes out without more data.
+        decoder.push(Bytes::from(frame(false, b"")));
+        assert_eq!(decoder.next().unwrap().unwrap().data.len(), 0);
+        decoder.push(Bytes::copy_from_slice(&frame(false, b"")[..4]));
+        assert_eq!(decoder.next(), Ok(None));
+        decoder.push(Bytes::from_static(&[0]));
+        assert_eq!(decoder.next().unwrap().unwrap().data.len(), 0);
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn an_oversized_prefix_is_rejected_before_its_body() {
+        let mut decoder = MessageDecoder::new();
+        decoder.push(Bytes::from_static(&[0, 0xff, 0xff]));
+        assert_eq!(decoder.next(), Ok(None));
+        assert!(decoder.buffered_len() <= PREFIX_LEN);
+        decoder.push(Bytes::from_static(&[0xff, 0xff, 1, 2, 3]));
+        let error = MessageError::TooLarge {
+            len: 0xffff_ffff,
+            max: DEFAULT_MAX_RECV_MESSAGE_SIZE,
+        };
+        assert_eq!(decoder.next(), Err(error));
+        // Nothing of the body (nor any buffer of its size) was kept.
+        assert!(decoder.current.is_none());
+        assert_eq!(decoder.buffered_len(), 0);
+        assert!(!decoder.is_mid_message());
+        // Poisoned: the same error again, later data ignored.
+        decoder.push(Bytes::from(frame(false, b"ok")));
+        assert_eq!(decoder.buffered_len(), 0);
+        assert_eq!(decoder.next(), Err(error));
+        assert_eq!(error.grpc_code_name(), "RESOURCE_EXHAUSTED");
+        assert_eq!(
+            error.to_string(),
+            "grpc: received message larger than max (4294967295 vs. 4194304)"
+        );
+    }
+
+    #[test]
+    fn the_limit_is_inclusive() {
+        let mut decoder = MessageDecoder::with_max_message_size(10);
+        assert_eq!(decoder.max_message_size(), 10);
+        decoder.push(Bytes::from(frame(false, &[1; 10])));
+        assert_eq!(decoder.next().unwrap().unwrap().data.len(), 10);
+        decoder.push(Bytes::from(frame(false, &[1; 11])));
+        assert_eq!(
+            decoder.next(),
+            Err(MessageError::TooLarge { len: 11, max: 10 })
+        );
+
+        let mut decoder = MessageDecoder::with_max_message_size(0);
+        decoder.push(Bytes::from(frame(true, b"")));
+        assert_eq!(decoder.next().unwrap().unwrap().data.len(), 0);
+        decoder.set_max_message_size(1);
+        decoder.push(Bytes::from(frame(true, b"x")));
+        assert_eq!(&decoder.next().unwrap().unwrap().data[..], b"x");
+    }
+
+    #[test]
+    fn an_oversized_prefix_after_good_messages_in_the_same_chunk() {
+        let mut wire = frame(false, b"first");
+        wire.extend([0, 0, 1, 0, 0]); // 65536 bytes announced
+        wire.extend([0; 100]);
+        let mut decoder = MessageDecoder::with_max_message_size(1024);
+        decoder.push(Bytes::from(wire));
+        assert_eq!(&decoder.next().unwrap().unwrap().data[..], b"first");
+        assert_eq!(
+            decoder.next(),
+            Err(MessageError::TooLarge {
+                len: 65536,
+                max: 1024
+            })
+        );
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn a_flag_other_than_0_or_1_is_internal() {
+        for flag in [2u8, 0x80, 0xff] {
+            let mut decoder = MessageDecoder::new();
+            decoder.push(Bytes::from(vec![flag, 0, 0, 0, 1, 42]));
+            let error = decoder.next().unwrap_err();
+            assert_eq!(error, MessageError::InvalidFlag(flag));
+            assert_eq!(error.grpc_code_name(), "INTERNAL");
+            assert_eq!(
+                error.to_string(),
+                format!("grpc: received unexpected payload format {flag}")
+            );
+            assert_eq!(decoder.buffered_len(), 0);
+        }
+        // Split prefix: checked when its fifth byte arrives.
+        let mut decoder = MessageDecoder::new();
+        decoder.push(Bytes::from_static(&[7, 0]));
+        assert_eq!(decoder.next(), Ok(None));
+        decoder.push(Bytes::from_static(&[0, 0, 0]));
+        assert_eq!(decoder.next(), Err(MessageError::InvalidFlag(7)));
+    }
+
+    #[test]
+    fn mid_message_tracking() {
+        let wire = frame(false, b"abcdef");
+        let mut decoder = MessageDecoder::new();
+        assert!(!decoder.is_mid_message());
+        for (i, &byte) in wire.iter().enumerate() {
+            decoder.push(Bytes::copy_from_slice(&[byte]));
+            let out = drain(&mut decoder);
+            if i + 1 < wire.len() {
+                assert!(out.is_empty());
+                assert!(decoder.is_mid_message());
+                assert_eq!(decoder.buffered_len(), i + 1);
+            } else {
+                assert_eq!(out.len(), 1);
+                assert!(!decoder.is_mid_message());
+            }
+        }
+    }
+
+    #[test]
+    fn several_pushes_before_draining() {
+        let mut wire = frame(false, b"one");
+        wire.extend(frame(false, b"two"));
+        let mut decoder = MessageDecoder::new();
+        for piece in wire.chunks(4) {
+            decoder.push(Bytes::copy_from_slice(piece));
+        }
+        assert_eq!(decoder.buffered_len(), wire.len());
+        let messages = drain(&mut decoder);
+        assert_eq!(&messages[0].data[..], b"one");
+        assert_eq!(&messages[1].data[..], b"two");
+        assert_eq!(decoder.buffered_len(), 0);
+    }
+
+    #[test]
+    fn encoding_the_prefix() {
+        assert_eq!(encode_prefix(false, 0, 0), Ok([0, 0, 0, 0, 0]));
+        assert_eq!(
+            encode_prefix(true, 0x0102_0304, usize::MAX),
+            Ok([1, 1, 2, 3, 4])
+        );
+        assert_eq!(
+            encode_prefix(false, 11, 10),
+            Err(EncodeError::TooLarge { len: 11, max: 10 })
+        );
+        // The 4-byte length caps any send limit.
+        let too_long = u32::MAX as usize + 1;
+        assert_eq!(
+            encode_prefix(false, too_long, usize::MAX),
+            Err(EncodeError::TooLarge {
+                len: too_long,
+                max: u32::MAX as usize
+            })
+        );
+        assert_eq!(
+            encode_prefix(false, u32::MAX as usize, usize::MAX),
+            Ok([0, 0xff, 0xff, 0xff, 0xff])
+        );
+        let error = EncodeError::TooLarge { len: 11, max: 10 };
+        assert_eq!(error.grpc_code_name(), "RESOURCE_EXHAUSTED");
+        assert_eq!(
+            error.to_string(),
+            "trying to send message larger than max (11 vs. 10)"
+        );
+    }
+
+    #[test]
+    fn the_two_encoders_agree_and_the_zero_copy_one_copies_nothing() {
+        let payload = Bytes::from(vec![5u8; 64]);
+        let (prefix, body) = encode_message(payload.clone(), true, 64).unwrap();
+        assert_eq!(body.as_ptr(), payload.as_ptr());
+        let mut joined = prefix.to_vec();
+        joined.extend_from_slice(&body);
+        let mut out = BytesMut::from(&b"xx"[..]);
+        encode_message_into(&payload, true, 64, &mut out).unwrap();
+        assert_eq!(&out[2..], &joined[..]);
+        assert_eq!(
+            encode_message(payload.clone(), true, 63),
+            Err(EncodeError::TooLarge { len: 64, max: 63 })
+        );
+        assert_eq!(
+            encode_message_into(&payload, false, 63, &mut out),
+            Err(EncodeError::TooLarge { len: 64, max: 63 })
+        );
+        assert_eq!(out.len(), 2 + joined.len());
+    }
+
+    /// Up to 200 KiB, mostly small so a stream holds several messages.
+    fn message_strategy() -> impl Strategy<Value = (bool, usize, u8)> {
+        let len = prop_oneof![3 => 0usize..64, 1 => 0usize..=200 * 1024];
+        (any::<bool>(), len, any::<u8>())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Messages back to back, the stream cut anywhere: the same messages come out in
+        /// order, every one whose body lies in one chunk as a slice of it, and the
+        /// decoder holds less than max + 5 after each drain.
+        #[test]
+        fn any_chunking_yields_the_same_messages(
+            specs in prop::collection::vec(message_strategy(), 0..8),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+            drain_each in any::<bool>(),
+        ) {
+            let messages: Vec<Message> = specs
+                .iter()
+                .map(|&(compressed, len, seed)| Message {
+                    compressed,
+                    data: (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect(),
+                })
+                .collect();
+            let mut wire = BytesMut::new();
+            let mut body_ranges = Vec::new();
+            for m in &messages {
+                encode_message_into(&m.data, m.compressed, usize::MAX, &mut wire).unwrap();
+                body_ranges.push(wire.len() - m.data.len()..wire.len());
+            }
+            let wire = wire.freeze();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(wire.len());
+            cuts.sort_unstable();
+            cuts.dedup();
+
+            let max = 200 * 1024;
+            let mut decoder = MessageDecoder::with_max_message_size(max);
+            let mut chunks = Vec::new();
+            let mut out = Vec::new();
+            for pair in cuts.windows(2) {
+                // Copies, so each chunk is its own allocation.
+                let chunk = Bytes::copy_from_slice(&wire[pair[0]..pair[1]]);
+                chunks.push((pair[0]..pair[1], chunk.clone()));
+                decoder.push(chunk);
+                if drain_each {
+                    out.extend(drain(&mut decoder));
+                    prop_assert!(decoder.buffered_len() < max + PREFIX_LEN);
+                }
+            }
+            out.extend(drain(&mut decoder));
+            prop_assert_eq!(&out, &messages);
+            prop_assert_eq!(decoder.buffered_len(), 0);
+            prop_assert!(!decoder.is_mid_message());
+
+            for (got, body) in out.iter().zip(&body_ranges) {
+                if body.is_empty() {
+                    continue;
+                }
+                let home = chunks
+                    .iter()
+                    .find(|(range, _)| range.start <= body.start && body.end <= range.end);
+                match home {
+                    Some((range, chunk)) => {
+                        prop_assert!(is_slice_of(&got.data, chunk));
+                        prop_assert_eq!(
+                            got.data.as_ptr(),
+                            chunk[body.start - range.start..].as_ptr()
+                        );
+                    }
+                    None => {
+                        prop_assert!(!chunks.iter().any(|(_, c)| is_slice_of(&got.data, c)));
+                    }
+                }
+            }
+        }
+
+        /// Any bytes at all, any chunking: no panic, the memory bound holds, and what
+        /// comes out re-encodes to a prefix of the input.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            wire in prop::collection::vec(any::<u8>(), 0..512),
+            chunk in 1usize..64,
+            max in 0usize..300,
+        ) {
+            let mut decoder = MessageDecoder::with_max_message_size(max);
+            let mut reencoded = BytesMut::new();
+            'feed: for piece in wire.chunks(chunk) {
+                decoder.push(Bytes::copy_from_slice(piece));
+                loop {
+                    match decoder.next() {
+                        Ok(Some(m)) => {
+                            prop_assert!(m.data.len() <= max);
+                            encode_message_into(&m.data, m.compressed, max, &mut reencoded)
+                                .unwrap();
+                        }
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+                prop_assert!(decoder.buffered_len() < max + PREFIX_LEN);
+            }
+            prop_assert!(wire.starts_with(&reencoded));
+        }
+    }
+}
