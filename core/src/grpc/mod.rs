@@ -5,6 +5,7 @@
 //! The client and server call state machines on top of [`crate::h2::Connection`] come
 //! next; these are the pieces they are built from.
 
+pub mod client;
 pub mod code;
 pub mod compression;
 pub mod mapping;
