@@ -1,4 +1,6 @@
 //! Property tests: encode/decode round trips over every frame type, and hostile input.
+//!
+//! Compiled only for tests: `frame/mod.rs` declares it `#[cfg(test)]`.
 
 use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;

@@ -1,4 +1,6 @@
 //! Helpers for the frame codec's unit tests.
+//!
+//! Compiled only for tests: `frame/mod.rs` declares it `#[cfg(test)]`.
 
 use bytes::BytesMut;
 
