@@ -12,5 +12,6 @@ pub mod mapping;
 pub mod message;
 pub mod metadata;
 pub mod percent;
+pub mod server;
 pub mod status;
 pub mod timeout;
