@@ -3,6 +3,7 @@
 //! deterministic simulator), a scripted raw-frame peer, and a frame-level view of the
 //! pair's wire.
 
+pub mod alloc;
 pub mod pair;
 pub mod rng;
 pub mod script;

@@ -1,107 +1,19 @@
 //! Allocation accounting for the gRPC message decoder and bounded decompression.
 //!
-//! A tracking allocator (this test binary only) counts, per thread, allocations and the
+//! The tracking allocator (`grpc_sansio_tests::alloc`, installed for this binary) counts, per thread, allocations and the
 //! peak of live bytes, so "no allocation before the length check", "no per-message
 //! allocation on the fast path", "one exact allocation for a spanning message" and
 //! "decompression holds about max bytes" are asserted rather than assumed.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use bytes::{Bytes, BytesMut};
 use grpc_sansio::grpc::compression::{CompressionError, Encoding, compress, decompress};
 use grpc_sansio::grpc::message::{
     DEFAULT_MAX_RECV_MESSAGE_SIZE, MessageDecoder, MessageError, PREFIX_LEN, encode_message_into,
 };
-
-struct Tracking;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-    static COUNT: Cell<usize> = const { Cell::new(0) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-fn on_alloc(size: usize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get().wrapping_add(size as isize);
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-    let _ = COUNT.try_with(|count| count.set(count.get() + 1));
-    let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
-}
-
-fn on_free(size: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get().wrapping_sub(size as isize)));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the bookkeeping only
-// touches allocation-free thread-locals.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            on_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            on_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) };
-        on_free(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            on_free(layout.size());
-            on_alloc(new_size);
-        }
-        new
-    }
-}
+use grpc_sansio_tests::alloc::{Tracking, measure};
 
 #[global_allocator]
 static ALLOCATOR: Tracking = Tracking;
-
-/// What `f` cost this thread.
-#[derive(Debug)]
-struct Cost {
-    /// Allocations made (a realloc counts as one).
-    count: usize,
-    /// The largest single allocation.
-    largest: usize,
-    /// The most bytes live beyond the starting point at any moment.
-    peak: usize,
-}
-
-fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
-    let start = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(start));
-    let count = COUNT.with(Cell::get);
-    LARGEST.with(|l| l.set(0));
-    let out = f();
-    let cost = Cost {
-        count: COUNT.with(Cell::get) - count,
-        largest: LARGEST.with(Cell::get),
-        peak: usize::try_from(PEAK.with(Cell::get) - start).unwrap_or(0),
-    };
-    (out, cost)
-}
 
 fn frame(compressed: bool, data: &[u8]) -> BytesMut {
     let mut out = BytesMut::new();

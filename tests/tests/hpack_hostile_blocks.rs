@@ -1,15 +1,13 @@
 //! Every row of `testdata/hpack-hostile-blocks.md` run against our HPACK decoder, then one
 //! test per "Resource cases" row.
 //!
-//! A tracking allocator (this test binary only) measures, per thread, how much memory a
+//! The tracking allocator (`grpc_sansio_tests::alloc`, installed for this binary) measures, per thread, how much memory a
 //! decode call allocates, so "no alloc" and "memory stays ~KB" are asserted rather than
 //! assumed. Nothing here is timed: CPU cost is the benches' business.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use grpc_sansio::hpack::{DecodeError, Decoder, ENTRY_OVERHEAD, Field};
+use grpc_sansio_tests::alloc::{Tracking, measure};
 
 /// The decoder the file describes: a 4096-byte table, and a header list limit large enough
 /// that no table row hits it.
@@ -30,74 +28,14 @@ const ONE_INSERT: &str = "40016b0176";
 // ---------------------------------------------------------------------------------------
 // Allocation tracking.
 
-struct Tracking;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn on_alloc(size: usize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get().wrapping_add(size as isize);
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn on_free(size: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get().wrapping_sub(size as isize)));
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the bookkeeping only
-// touches allocation-free thread-locals.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            on_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            on_alloc(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) };
-        on_free(layout.size());
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            on_free(layout.size());
-            on_alloc(new_size);
-        }
-        new
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Tracking = Tracking;
 
 /// Runs `f` and returns its result with the most memory this thread had allocated beyond
 /// what it had at the start, at any point during `f`.
 fn peak_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let start = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(start));
-    let out = f();
-    let peak = PEAK.with(Cell::get);
-    (out, usize::try_from(peak - start).unwrap_or(0))
+    let (out, cost) = measure(f);
+    (out, cost.peak)
 }
 
 // ---------------------------------------------------------------------------------------
