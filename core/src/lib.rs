@@ -17,3 +17,6 @@ pub mod h2;
 pub mod hpack;
 
 pub use error_code::ErrorCode;
+
+#[cfg(test)]
+mod test_clock;

@@ -650,7 +650,7 @@ mod tests {
 
     #[test]
     fn request_headers_order_and_values() {
-        let now = Instant::now();
+        let now = crate::test_clock::t0();
         let mut md = Metadata::new();
         md.append("x-id", "7").unwrap();
         md.append("trace-bin", Bytes::from_static(&[0xff, 0x00, 0x01]))
@@ -686,7 +686,7 @@ mod tests {
     #[test]
     fn request_headers_defaults() {
         let h = RequestHeaders::new(Scheme::Http, "localhost", "/a/b")
-            .build(Instant::now())
+            .build(crate::test_clock::t0())
             .unwrap();
         let got = names_values(&h);
         let names: Vec<&str> = got.iter().map(|(n, _)| &n[..]).collect();
@@ -709,14 +709,14 @@ mod tests {
         // Identity is not announced.
         let h = RequestHeaders::new(Scheme::Http, "localhost", "/a/b")
             .encoding(Encoding::Identity)
-            .build(Instant::now())
+            .build(crate::test_clock::t0())
             .unwrap();
         assert!(!h.iter().any(|h| h.name == "grpc-encoding"));
     }
 
     #[test]
     fn request_timeout_rounding() {
-        let now = Instant::now();
+        let now = crate::test_clock::t0();
         let table: [(Option<Duration>, &str); 5] = [
             (Some(Duration::from_nanos(1)), "1n"),
             (Some(Duration::from_secs(1)), "1000000u"),
@@ -758,7 +758,7 @@ mod tests {
             "/a/b\n",
         ] {
             let err = RequestHeaders::new(Scheme::Http, "h", path)
-                .build(Instant::now())
+                .build(crate::test_clock::t0())
                 .unwrap_err();
             assert_eq!(
                 err,
@@ -769,12 +769,12 @@ mod tests {
             assert!(err.to_string().contains("/package.Service/Method"));
         }
         let err = RequestHeaders::new(Scheme::Http, "", "/a/b")
-            .build(Instant::now())
+            .build(crate::test_clock::t0())
             .unwrap_err();
         assert!(matches!(err, RequestHeadersError::InvalidAuthority { .. }));
         let err = RequestHeaders::new(Scheme::Http, "h", "/a/b")
             .content_subtype("Pro to")
-            .build(Instant::now())
+            .build(crate::test_clock::t0())
             .unwrap_err();
         assert!(matches!(
             err,
@@ -782,7 +782,7 @@ mod tests {
         ));
         let err = RequestHeaders::new(Scheme::Http, "h", "/a/b")
             .user_agent_prefix("bad\r\n")
-            .build(Instant::now())
+            .build(crate::test_clock::t0())
             .unwrap_err();
         assert!(matches!(err, RequestHeadersError::InvalidUserAgent { .. }));
     }

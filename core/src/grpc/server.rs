@@ -673,7 +673,7 @@ mod tests {
 
     #[test]
     fn good_request_parses_every_field() {
-        let now = Instant::now();
+        let now = crate::test_clock::t0();
         let mut fields = good_fields();
         fields.retain(|f| f.name != "content-type".as_bytes());
         fields.extend([
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn minimal_request_defaults() {
-        let now = Instant::now();
+        let now = crate::test_clock::t0();
         // No te, no :scheme, no :authority but a host: all tolerated, as grpc-go.
         let fields = vec![
             field(":method", "POST"),
@@ -819,7 +819,7 @@ mod tests {
             (with(":method", None), 405, Code::Internal, ":method \"\""),
         ];
         for (fields, http, code, text) in table {
-            let Err(rej) = RequestHead::parse(&fields, Instant::now()) else {
+            let Err(rej) = RequestHead::parse(&fields, crate::test_clock::t0()) else {
                 panic!("accepted {fields:?}");
             };
             let Rejection::HttpStatus {
@@ -843,7 +843,8 @@ mod tests {
 
     #[test]
     fn http_status_rejection_headers() {
-        let rej = RequestHead::parse(&with(":method", Some("GET")), Instant::now()).unwrap_err();
+        let rej =
+            RequestHead::parse(&with(":method", Some("GET")), crate::test_clock::t0()).unwrap_err();
         assert_headers(
             &rej.to_headers(),
             &[
@@ -862,7 +863,8 @@ mod tests {
     fn connection_specific_fields_reset() {
         for name in CONNECTION_SPECIFIC {
             let name = std::str::from_utf8(name).unwrap();
-            let rej = RequestHead::parse(&with(name, Some("x")), Instant::now()).unwrap_err();
+            let rej =
+                RequestHead::parse(&with(name, Some("x")), crate::test_clock::t0()).unwrap_err();
             assert_eq!(rej, Rejection::Reset(ErrorCode::ProtocolError), "{name}");
             assert!(rej.to_headers().is_empty());
             assert_eq!(rej.reset_code(true), Some(ErrorCode::ProtocolError));
@@ -885,7 +887,8 @@ mod tests {
             "/a/ü",
         ];
         for path in bad {
-            let rej = RequestHead::parse(&with(":path", Some(path)), Instant::now()).unwrap_err();
+            let rej = RequestHead::parse(&with(":path", Some(path)), crate::test_clock::t0())
+                .unwrap_err();
             let Rejection::Grpc {
                 status,
                 accept_encoding,
@@ -903,7 +906,7 @@ mod tests {
             assert!(!accept_encoding);
         }
         // A missing :path too.
-        let rej = RequestHead::parse(&with(":path", None), Instant::now()).unwrap_err();
+        let rej = RequestHead::parse(&with(":path", None), crate::test_clock::t0()).unwrap_err();
         assert_headers(
             &rej.to_headers(),
             &[
@@ -919,7 +922,7 @@ mod tests {
     fn unsupported_encoding_rejection() {
         let mut fields = with("content-type", Some("application/grpc+proto"));
         fields.push(field("grpc-encoding", "br"));
-        let rej = RequestHead::parse(&fields, Instant::now()).unwrap_err();
+        let rej = RequestHead::parse(&fields, crate::test_clock::t0()).unwrap_err();
         assert_headers(
             &rej.to_headers(),
             &[
@@ -937,7 +940,8 @@ mod tests {
         // Identity and gzip are fine.
         for (value, want) in [("identity", Encoding::Identity), ("gzip", Encoding::Gzip)] {
             let head =
-                RequestHead::parse(&with("grpc-encoding", Some(value)), Instant::now()).unwrap();
+                RequestHead::parse(&with("grpc-encoding", Some(value)), crate::test_clock::t0())
+                    .unwrap();
             assert_eq!(head.encoding, Some(want));
         }
     }
@@ -947,11 +951,11 @@ mod tests {
         // A bad content-type wins over a bad method and path; a bad method over a path.
         let mut f = with(":method", Some("GET"));
         f.retain(|f| f.name != "content-type".as_bytes() && f.name != ":path".as_bytes());
-        let rej = RequestHead::parse(&f, Instant::now()).unwrap_err();
+        let rej = RequestHead::parse(&f, crate::test_clock::t0()).unwrap_err();
         assert!(matches!(rej, Rejection::HttpStatus { status: 415, .. }));
         let mut f = with(":method", Some("GET"));
         f.retain(|f| f.name != ":path".as_bytes());
-        let rej = RequestHead::parse(&f, Instant::now()).unwrap_err();
+        let rej = RequestHead::parse(&f, crate::test_clock::t0()).unwrap_err();
         assert!(matches!(rej, Rejection::HttpStatus { status: 405, .. }));
     }
 
@@ -992,7 +996,7 @@ mod tests {
         // for_request echoes the request's subtype.
         let head = RequestHead::parse(
             &with("content-type", Some("application/grpc+json")),
-            Instant::now(),
+            crate::test_clock::t0(),
         )
         .unwrap();
         let h = ResponseHeaders::for_request(&head).build();

@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn first_data_asks_for_a_ping_and_data_while_one_is_outstanding_does_not() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         assert!(!e.on_data(0), "an empty frame starts no measurement");
         assert!(e.on_data(100));
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn ack_without_a_written_ping_is_ignored() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         assert_eq!(e.on_ping_ack(t0), None);
         assert_eq!(e, BdpEstimator::new(65_535));
@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn window_doubles_the_sample_once_it_reaches_beta_of_the_estimate() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(100_000);
         assert_eq!(measure(&mut e, 65_999, t0, ms(10)), None);
         assert_eq!(measure(&mut e, 66_000, t0 + ms(100), ms(10)), Some(132_000));
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn no_growth_unless_bandwidth_is_the_best_seen() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         // 50,000 octets in 10 ms: 5 MB/s.
         assert_eq!(measure(&mut e, 50_000, t0, ms(10)), Some(100_000));
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn rtt_is_a_mean_of_the_first_samples_then_weights_each_new_one_by_alpha() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(1 << 20);
         for i in 1..=9 {
             assert_eq!(measure(&mut e, 1, t0 + ms(i * 1_000), ms(i)), None);
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn zero_or_negative_rtt_counts_as_the_fastest_link_without_panicking() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         assert_eq!(measure(&mut e, 50_000, t0, Duration::ZERO), Some(100_000));
         assert!(e.on_data(70_000));
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn huge_samples_are_capped_at_16_mib_then_pings_stop() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         assert!(e.on_data(u32::MAX));
         for _ in 0..10 {
@@ -342,7 +342,7 @@ mod tests {
     fn simulate(bandwidth: u64, rtt: Duration, duration: Duration) -> Run {
         const FRAME: u32 = 16_384;
         const NANOS_PER_SEC: u128 = 1_000_000_000;
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let end = t0 + duration;
         let mut e = BdpEstimator::new(DEFAULT_INITIAL_WINDOW_SIZE);
         let mut window = e.estimate();
@@ -453,7 +453,7 @@ mod tests {
             initial in prop_oneof![0..=1_000_000u32, any::<u32>()],
             ops in proptest::collection::vec(op(), 0..200),
         ) {
-            let t0 = Instant::now();
+            let t0 = crate::test_clock::t0();
             let run = |ops: &[Op]| {
                 let mut e = BdpEstimator::new(initial);
                 let mut outputs = Vec::new();

@@ -678,7 +678,7 @@ mod tests {
 
     #[test]
     fn client_pings_after_time_of_silence_and_not_before() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         assert_eq!(ka.poll_timeout(), Some(t0 + secs(30)));
         assert_eq!(ka.handle_timeout(t0 + secs(29)), None);
@@ -695,7 +695,7 @@ mod tests {
 
     #[test]
     fn client_read_pushes_ping_back() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         ka.on_read(t0 + secs(25));
         assert_eq!(ka.poll_timeout(), Some(t0 + secs(55)));
@@ -712,7 +712,7 @@ mod tests {
 
     #[test]
     fn client_closes_when_ping_unanswered_within_timeout() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         assert_eq!(
             ka.handle_timeout(t0 + secs(30)),
@@ -733,7 +733,7 @@ mod tests {
 
     #[test]
     fn client_ack_in_time_prevents_close_and_next_ping_counts_from_ack() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         assert_eq!(
             ka.handle_timeout(t0 + secs(30)),
@@ -752,7 +752,7 @@ mod tests {
 
     #[test]
     fn client_any_read_while_ping_outstanding_counts_as_liveness() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         assert_eq!(
             ka.handle_timeout(t0 + secs(30)),
@@ -765,7 +765,7 @@ mod tests {
 
     #[test]
     fn client_dormant_without_streams() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = client(30, 20, false, t0);
         assert_eq!(ka.poll_timeout(), None);
         assert_eq!(ka.handle_timeout(t0 + HOUR), None);
@@ -780,7 +780,7 @@ mod tests {
 
     #[test]
     fn client_wakes_when_stream_starts_and_pings_at_once_if_overdue() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = client(30, 20, false, t0);
         assert_eq!(ka.poll_timeout(), None);
         let start = t0 + HOUR;
@@ -796,7 +796,7 @@ mod tests {
 
     #[test]
     fn client_wake_after_recent_read_waits_for_time_since_that_read() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = client(30, 20, false, t0);
         ka.on_read(t0 + secs(100));
         ka.on_stream_count(t0 + secs(110), 2);
@@ -810,7 +810,7 @@ mod tests {
 
     #[test]
     fn client_permit_without_stream_pings_with_no_streams() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = client(30, 20, true, t0);
         assert_eq!(ka.poll_timeout(), Some(t0 + secs(30)));
         assert_eq!(
@@ -826,7 +826,7 @@ mod tests {
 
     #[test]
     fn client_outstanding_ping_still_times_out_after_last_stream_closes() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = busy_client(30, 20, t0);
         assert_eq!(
             ka.handle_timeout(t0 + secs(30)),
@@ -842,7 +842,7 @@ mod tests {
 
     #[test]
     fn client_time_is_clamped_to_ten_seconds() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         for time in [Duration::ZERO, Duration::from_millis(1), secs(9)] {
             let config = ClientKeepaliveConfig {
                 time: Some(time),
@@ -864,7 +864,7 @@ mod tests {
 
     #[test]
     fn client_disabled_when_time_is_infinite() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ClientKeepaliveConfig::default();
         assert_eq!(config.time, None);
         assert_eq!(config.timeout, secs(20));
@@ -887,7 +887,7 @@ mod tests {
 
     #[test]
     fn client_huge_timeout_never_closes_and_never_overflows() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut ka = ClientKeepalive::new(
             ClientKeepaliveConfig {
                 time: Some(secs(10)),
@@ -936,7 +936,7 @@ mod tests {
         );
         assert_eq!(keepalive_time_after_too_many_pings(None), None);
 
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let next = ClientKeepaliveConfig {
             time: keepalive_time_after_too_many_pings(Some(secs(30))),
             ..ClientKeepaliveConfig::default()
@@ -970,7 +970,7 @@ mod tests {
 
     #[test]
     fn pings_at_min_time_are_fine() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = PingPolicy::new(EnforcementPolicy::default());
         for i in 0..10 {
             assert_eq!(p.on_ping(t0 + i * secs(300), 1), PingVerdict::Ok);
@@ -980,7 +980,7 @@ mod tests {
 
     #[test]
     fn pings_faster_than_min_time_strike_out_on_the_third_strike() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = policy(secs(60), false);
         assert_eq!(p.on_ping(t0, 1), PingVerdict::Ok);
         assert_eq!(p.on_ping(t0 + secs(59), 1), PingVerdict::Strike);
@@ -997,7 +997,7 @@ mod tests {
 
     #[test]
     fn strikes_reset_by_sent_data_or_headers() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = policy(secs(60), false);
         assert_eq!(p.on_ping(t0, 1), PingVerdict::Ok);
         assert_eq!(p.on_ping(t0 + secs(1), 1), PingVerdict::Strike);
@@ -1013,7 +1013,7 @@ mod tests {
 
     #[test]
     fn two_hour_rule_without_streams() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = policy(secs(60), false);
         assert_eq!(p.on_ping(t0, 0), PingVerdict::Ok);
         // Well past min_time, but no stream is open: two hours apply.
@@ -1029,7 +1029,7 @@ mod tests {
 
     #[test]
     fn permit_without_stream_uses_min_time_with_no_streams() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = policy(secs(60), true);
         assert_eq!(p.on_ping(t0, 0), PingVerdict::Ok);
         assert_eq!(p.on_ping(t0 + secs(60), 0), PingVerdict::Ok);
@@ -1038,7 +1038,7 @@ mod tests {
 
     #[test]
     fn infinite_min_time_strikes_every_repeat_ping_without_overflow() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let mut p = policy(Duration::MAX, true);
         assert_eq!(p.on_ping(t0, 1), PingVerdict::Ok);
         assert_eq!(p.on_ping(t0 + 1000 * HOUR, 1), PingVerdict::Strike);
@@ -1071,14 +1071,14 @@ mod tests {
         assert_eq!(config.max_connection_age_grace, None);
         assert_eq!(config.time, Some(2 * HOUR));
         assert_eq!(config.timeout, secs(20));
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let ka = server(config, t0);
         assert_eq!(ka.poll_timeout(), Some(t0 + 2 * HOUR));
     }
 
     #[test]
     fn server_pings_without_streams_and_closes_after_timeout() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             time: Some(secs(60)),
             timeout: secs(10),
@@ -1111,7 +1111,7 @@ mod tests {
 
     #[test]
     fn server_time_is_clamped_to_one_second() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             time: Some(Duration::from_millis(10)),
             ..ServerKeepaliveConfig::default()
@@ -1123,7 +1123,7 @@ mod tests {
 
     #[test]
     fn server_idle_counts_from_start() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(secs(100)),
             ..no_pings()
@@ -1146,7 +1146,7 @@ mod tests {
 
     #[test]
     fn server_idle_shutdown_only_after_last_stream_closes() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(secs(100)),
             ..no_pings()
@@ -1200,7 +1200,7 @@ mod tests {
 
     #[test]
     fn server_age_with_jitter_then_grace_then_force_close() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_age: Some(secs(1000)),
             max_connection_age_grace: Some(secs(30)),
@@ -1226,7 +1226,7 @@ mod tests {
 
     #[test]
     fn server_age_beats_idle_and_late_handling_does_not_extend_grace() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(secs(100)),
             max_connection_age: Some(secs(100)),
@@ -1248,7 +1248,7 @@ mod tests {
 
     #[test]
     fn server_idle_drain_still_force_closes_at_age_plus_grace() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(secs(10)),
             max_connection_age: Some(secs(100)),
@@ -1274,7 +1274,7 @@ mod tests {
 
     #[test]
     fn server_shutdown_started_elsewhere_suppresses_idle_and_age() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(secs(10)),
             max_connection_age: Some(secs(100)),
@@ -1302,7 +1302,7 @@ mod tests {
 
     #[test]
     fn server_infinite_durations_never_fire_and_never_overflow() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock::t0();
         let config = ServerKeepaliveConfig {
             max_connection_idle: Some(Duration::MAX),
             max_connection_age: Some(Duration::MAX),
