@@ -4,6 +4,7 @@
 //! pair's wire.
 
 pub mod alloc;
+pub mod call_pair;
 pub mod pair;
 pub mod rng;
 pub mod script;

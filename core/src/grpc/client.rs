@@ -18,6 +18,7 @@ use super::compression::{ACCEPT_ENCODING, Encoding, decode_payload_with_header};
 use super::mapping::{parse_http_status, status_from_non_grpc_response, status_from_rst_stream};
 use super::message::{DEFAULT_MAX_RECV_MESSAGE_SIZE, MessageDecoder};
 use super::metadata::Metadata;
+use super::release::ReleaseLedger;
 use super::status::Status;
 use super::timeout::encode_timeout;
 use crate::ErrorCode;
@@ -107,8 +108,8 @@ pub struct RequestHeaders {
     authority: Bytes,
     path: Bytes,
     content_subtype: Option<String>,
-    deadline: Option<Instant>,
-    encoding: Encoding,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) encoding: Encoding,
     user_agent_prefix: Option<String>,
     metadata: Metadata,
 }
@@ -302,6 +303,8 @@ pub struct ResponseReader {
     /// The response's `grpc-encoding`, `None` when absent.
     encoding: Option<Bytes>,
     events: VecDeque<ClientEvent>,
+    /// Flow-control window held by undelivered messages.
+    ledger: ReleaseLedger,
     /// The code to reset the stream with, when the reader failed the call.
     reset: Option<ErrorCode>,
     /// The stream was never processed by the server: safe to retry transparently.
@@ -331,6 +334,7 @@ impl ResponseReader {
             decoder: MessageDecoder::with_max_message_size(max),
             encoding: None,
             events: VecDeque::new(),
+            ledger: ReleaseLedger::default(),
             reset: None,
             transparent_retry: false,
             received_any: false,
@@ -339,7 +343,17 @@ impl ResponseReader {
 
     /// The next event, in order; `None` when nothing is pending.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if matches!(event, Some(ClientEvent::Message(_))) {
+            self.ledger.on_delivered();
+        }
+        event
+    }
+
+    /// Bytes of DATA that delivered messages (taken with
+    /// [`poll_event`](Self::poll_event)) held, to give back now with `release_data`.
+    pub fn take_released(&mut self) -> usize {
+        self.ledger.take_released()
     }
 
     /// True once the final status has been produced (it may still be waiting in
@@ -413,11 +427,13 @@ impl ResponseReader {
     /// ([`must_reset`](Self::must_reset)). With `end_stream` and no trailers the call
     /// ends INTERNAL ("server closed the stream without sending trailers").
     ///
-    /// Returns how many bytes to give back to the connection with `release_data`: all
-    /// of `data`. The reader has taken every byte (delivered it in a message, holds it
-    /// in the decoder, or dropped it because the call is over), and holding back the
-    /// window for buffered bytes would only stall a message that spans frames; memory
-    /// is bounded by the receive limit instead.
+    /// Returns how many bytes to give back to the connection with `release_data` now:
+    /// all of `data` except what complete messages waiting in
+    /// [`poll_event`](Self::poll_event) hold. Those bytes are freed as the messages are
+    /// taken ([`take_released`](Self::take_released)), so a slow reader back-pressures
+    /// the server. Bytes of a message still being assembled are released at once
+    /// (holding them could stall a message larger than the window; the receive limit
+    /// bounds them).
     pub fn on_data(&mut self, data: Bytes, end_stream: bool) -> usize {
         let len = data.len();
         match self.phase {
@@ -435,8 +451,9 @@ impl ResponseReader {
             }
             Phase::Body => {}
         }
+        self.ledger.start_chunk(self.decoder.buffered_len());
         self.decoder.push(data);
-        self.drain(!end_stream);
+        let held = self.drain(!end_stream);
         if end_stream && self.phase != Phase::Done {
             self.phase = Phase::Done;
             self.events.push_back(ClientEvent::Status(
@@ -444,7 +461,7 @@ impl ResponseReader {
                 Metadata::new(),
             ));
         }
-        len
+        len - held
     }
 
     /// The trailers that end the stream: the status from `grpc-status`, `grpc-message`
@@ -484,6 +501,13 @@ impl ResponseReader {
         self.finish(status, Metadata::new());
     }
 
+    /// Ends the call from our side with `status`: the application cancelled it
+    /// (CANCELLED) or its deadline passed (DEADLINE_EXCEEDED). The caller resets the
+    /// stream with CANCEL. No effect once the status was produced.
+    pub fn cancel(&mut self, status: Status) {
+        self.finish(status, Metadata::new());
+    }
+
     /// The connection ended with the call still open: UNAVAILABLE, with the cause.
     /// (The connection normally resets each open stream first; this is for a caller that
     /// only watches the connection.)
@@ -499,22 +523,30 @@ impl ResponseReader {
 
     /// Takes every complete message out of the decoder. `open` says the server may
     /// still send, so an error asks for a reset.
-    fn drain(&mut self, open: bool) {
+    ///
+    /// Returns the bytes of the current chunk that the queued messages hold.
+    fn drain(&mut self, open: bool) -> usize {
         let max = self.decoder.max_message_size();
+        let mut held = 0;
         loop {
             let msg = match self.decoder.next() {
                 Ok(Some(msg)) => msg,
-                Ok(None) => return,
+                Ok(None) => return held,
                 Err(e) => {
                     let status = Status::new(code_named(e.grpc_code_name()), e.to_string());
-                    return self.fail(status, open, ErrorCode::Cancel);
+                    self.fail(status, open, ErrorCode::Cancel);
+                    return held;
                 }
             };
             match decode_payload_with_header(&msg, self.encoding.as_deref(), max) {
-                Ok(payload) => self.events.push_back(ClientEvent::Message(payload)),
+                Ok(payload) => {
+                    held += self.ledger.on_message(msg.data.len());
+                    self.events.push_back(ClientEvent::Message(payload));
+                }
                 Err(e) => {
                     let status = Status::new(code_named(e.grpc_code_name()), e.to_string());
-                    return self.fail(status, open, ErrorCode::Cancel);
+                    self.fail(status, open, ErrorCode::Cancel);
+                    return held;
                 }
             }
         }
@@ -805,10 +837,14 @@ mod tests {
         two.extend_from_slice(&frame(b"", false));
         let two = two.freeze();
         // Split inside the first prefix.
+        // The partial prefix is released at once; the two complete messages hold
+        // their bytes (the 3 already released excepted) until they are taken.
         assert_eq!(r.on_data(two.slice(..3), false), 3);
-        assert_eq!(r.on_data(two.slice(3..), false), two.len() - 3);
+        assert_eq!(r.on_data(two.slice(3..), false), 0);
+        assert_eq!(r.take_released(), 0);
         r.on_trailers(&[field("grpc-status", "0"), field("x-t", "w")]);
         let evs = events(&mut r);
+        assert_eq!(r.take_released(), two.len() - 3);
         let mut h = Metadata::new();
         h.append("x-h", "v").unwrap();
         let mut t = Metadata::new();
@@ -976,8 +1012,9 @@ mod tests {
     #[test]
     fn data_end_stream_without_trailers() {
         let mut r = started();
-        assert_eq!(r.on_data(frame(b"m", false), true), 6);
+        assert_eq!(r.on_data(frame(b"m", false), true), 0);
         let evs = events(&mut r);
+        assert_eq!(r.take_released(), 6);
         assert_eq!(evs[0], ClientEvent::Message(Bytes::from_static(b"m")));
         let s = final_status(&evs);
         assert_eq!(s.code, Code::Internal);

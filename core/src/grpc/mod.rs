@@ -12,6 +12,8 @@ pub mod mapping;
 pub mod message;
 pub mod metadata;
 pub mod percent;
+mod release;
 pub mod server;
 pub mod status;
 pub mod timeout;
+pub mod transport;

@@ -18,6 +18,7 @@ use super::compression::{ACCEPT_ENCODING, Encoding, decode_payload};
 use super::mapping::grpc_content_subtype;
 use super::message::{DEFAULT_MAX_RECV_MESSAGE_SIZE, MessageDecoder};
 use super::metadata::Metadata;
+use super::release::ReleaseLedger;
 use super::status::Status;
 use super::timeout::decode_timeout;
 use crate::ErrorCode;
@@ -472,7 +473,11 @@ pub struct RequestReader {
     decoder: MessageDecoder,
     encoding: Option<Encoding>,
     events: VecDeque<ServerEvent>,
+    /// Flow-control window held by undelivered messages.
+    ledger: ReleaseLedger,
     reset: Option<ErrorCode>,
+    /// The failure the request caused, if that is how the call ended.
+    request_error: Option<Status>,
 }
 
 impl RequestReader {
@@ -490,13 +495,25 @@ impl RequestReader {
             decoder: MessageDecoder::with_max_message_size(max),
             encoding,
             events: VecDeque::new(),
+            ledger: ReleaseLedger::default(),
             reset: None,
+            request_error: None,
         }
     }
 
     /// The next event, in order; `None` when nothing is pending.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if matches!(event, Some(ServerEvent::Message(_))) {
+            self.ledger.on_delivered();
+        }
+        event
+    }
+
+    /// Bytes of DATA that delivered messages (taken with
+    /// [`poll_event`](Self::poll_event)) held, to give back now with `release_data`.
+    pub fn take_released(&mut self) -> usize {
+        self.ledger.take_released()
     }
 
     /// True once the client's side is over: half-closed or failed.
@@ -517,21 +534,23 @@ impl RequestReader {
     /// client is done: [`ServerEvent::HalfClosed`], or INTERNAL if it stopped inside a
     /// message.
     ///
-    /// Returns how many bytes to give back to the connection with `release_data`: all
-    /// of `data` (delivered, held in the decoder within the receive limit, or dropped
-    /// because the call failed), as [`ResponseReader`](super::client::ResponseReader)
-    /// does.
+    /// Returns how many bytes to give back to the connection with `release_data` now:
+    /// all of `data` except what complete messages waiting in
+    /// [`poll_event`](Self::poll_event) hold; those are freed as the messages are taken
+    /// ([`take_released`](Self::take_released)), as
+    /// [`ResponseReader`](super::client::ResponseReader) does.
     pub fn on_data(&mut self, data: Bytes, end_stream: bool) -> usize {
         let len = data.len();
         if self.phase != Phase::Open {
             return len;
         }
+        self.ledger.start_chunk(self.decoder.buffered_len());
         self.decoder.push(data);
-        self.drain(!end_stream);
+        let held = self.drain(!end_stream);
         if end_stream {
             self.end_of_request();
         }
-        len
+        len - held
     }
 
     /// Request trailers (HTTP/2 allows them; gRPC clients do not send them): they end
@@ -555,16 +574,35 @@ impl RequestReader {
         )));
     }
 
+    /// Ends the request side with `status` from our side: the call's deadline passed,
+    /// or the connection closed. No effect once a failure was reported.
+    pub fn cancel(&mut self, status: Status) {
+        if self.phase == Phase::Failed {
+            return;
+        }
+        self.reset = None;
+        self.fail(status);
+    }
+
+    /// The status of a failure the request itself caused (a message the reader
+    /// refused, a stream ended inside a message), which the server should answer with;
+    /// `None` without one, or when the call ended by a reset or [`cancel`](Self::cancel).
+    pub fn request_error(&self) -> Option<&Status> {
+        self.request_error.as_ref()
+    }
+
     /// The client ended its side: half-closed, or INTERNAL when inside a message.
     fn end_of_request(&mut self) {
         if self.phase != Phase::Open {
             return;
         }
         if self.decoder.is_mid_message() {
-            self.fail(Status::internal(format!(
+            let status = Status::internal(format!(
                 "client closed the stream in the middle of a message ({} bytes buffered)",
                 self.decoder.buffered_len()
-            )));
+            ));
+            self.request_error = Some(status.clone());
+            self.fail(status);
         } else {
             self.phase = Phase::HalfClosed;
             self.events.push_back(ServerEvent::HalfClosed);
@@ -573,22 +611,31 @@ impl RequestReader {
 
     /// Takes every complete message out of the decoder. `open` says the client may
     /// still send, so a failure asks for a reset.
-    fn drain(&mut self, open: bool) {
+    ///
+    /// Returns the bytes of the current chunk that the queued messages hold.
+    fn drain(&mut self, open: bool) -> usize {
         let max = self.decoder.max_message_size();
+        let mut held = 0;
         loop {
             let result = match self.decoder.next() {
                 Ok(Some(msg)) => decode_payload(&msg, self.encoding, max)
+                    .map(|payload| (payload, msg.data.len()))
                     .map_err(|e| Status::new(code_named(e.grpc_code_name()), e.to_string())),
-                Ok(None) => return,
+                Ok(None) => return held,
                 Err(e) => Err(Status::new(code_named(e.grpc_code_name()), e.to_string())),
             };
             match result {
-                Ok(payload) => self.events.push_back(ServerEvent::Message(payload)),
+                Ok((payload, wire_len)) => {
+                    held += self.ledger.on_message(wire_len);
+                    self.events.push_back(ServerEvent::Message(payload));
+                }
                 Err(status) => {
                     if open {
                         self.reset = Some(ErrorCode::NoError);
                     }
-                    return self.fail(status);
+                    self.request_error = Some(status.clone());
+                    self.fail(status);
+                    return held;
                 }
             }
         }
@@ -1065,9 +1112,11 @@ mod tests {
         // Every split point, including inside prefixes.
         for cut in 0..=wire.len() {
             let mut r = RequestReader::new(None);
-            assert_eq!(r.on_data(wire.slice(..cut), false), cut);
-            assert!(!r.is_done());
-            assert_eq!(r.on_data(wire.slice(cut..), true), wire.len() - cut);
+            let now = r.on_data(wire.slice(..cut), false) + r.on_data(wire.slice(cut..), true);
+            // Complete messages hold their bytes until taken; every byte comes back.
+            assert!(now < wire.len(), "cut {cut}");
+            assert_eq!(r.take_released(), 0);
+            assert!(r.is_done());
             assert_eq!(
                 events(&mut r),
                 [
@@ -1078,7 +1127,7 @@ mod tests {
                 ],
                 "cut {cut}"
             );
-            assert!(r.is_done());
+            assert_eq!(now + r.take_released(), wire.len(), "cut {cut}");
             assert_eq!(r.must_reset(), None);
         }
         // END_STREAM on an empty DATA frame after the messages.

@@ -10,7 +10,9 @@ use super::bdp::BdpEstimator;
 use super::config::{
     ASSUMED_PEER_MAX_CONCURRENT_STREAMS, Config, Role, SHUTDOWN_PING_TIMEOUT, SMALL_PAYLOAD_COPY,
 };
-use super::event::{CloseReason, CommandError, Event, Header, Initiator, StreamReset};
+use super::event::{
+    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Event, Header, Initiator, StreamReset,
+};
 use super::flow::{ConnRecvWindow, SendWindow};
 use super::keepalive::{
     ClientKeepalive, ClientKeepaliveAction, KEEPALIVE_PING_PAYLOAD, PingPolicy, PingVerdict,
@@ -640,6 +642,29 @@ impl Connection {
         Ok(())
     }
 
+    /// Resets the stream with `code` once our END_STREAM on it has been written, if the
+    /// peer has not finished sending by then: a server that completes its response
+    /// before the request ended tells the client to stop (RFC 9113 §8.1, NO_ERROR). The
+    /// reset follows the final frames instead of overtaking them.
+    pub fn reset_after_end(
+        &mut self,
+        stream_id: StreamId,
+        code: ErrorCode,
+    ) -> Result<(), CommandError> {
+        self.check_open()?;
+        let Some(stream) = self.streams.get_mut(&stream_id.value()) else {
+            return Err(CommandError::UnknownStream);
+        };
+        if stream.state == State::HalfClosedLocal && stream.queue.is_empty() {
+            // Everything went out already: reset now.
+            self.close_stream(stream_id, Closed::Reset);
+            self.control.push_back(Control::Reset { stream_id, code });
+        } else {
+            stream.reset_after_end = Some(code);
+        }
+        Ok(())
+    }
+
     /// The application consumed `n` bytes of DATA delivered on `stream_id`: reopens the
     /// flow-control window (a WINDOW_UPDATE goes out once a quarter of it is free).
     pub fn release_data(&mut self, stream_id: StreamId, n: usize) -> Result<(), CommandError> {
@@ -960,6 +985,17 @@ impl Connection {
         }
         if closed {
             self.close_stream(id, Closed::Finished);
+            return;
+        }
+        if stream.state == State::HalfClosedLocal
+            && stream.queue.is_empty()
+            && let Some(code) = stream.reset_after_end
+        {
+            self.close_stream(id, Closed::Reset);
+            self.control.push_back(Control::Reset {
+                stream_id: id,
+                code,
+            });
             return;
         }
         if stream.queue.is_empty() && stream.queue.capacity() > 0 {
@@ -1835,7 +1871,7 @@ impl Connection {
                         code: stream_code,
                         initiator: Initiator::Local,
                         unprocessed: stream.state == State::Idle,
-                        reason: "connection closed",
+                        reason: CONNECTION_CLOSED_REASON,
                     },
                 });
             }

@@ -54,6 +54,11 @@ pub enum Initiator {
     Remote,
 }
 
+/// The [`StreamReset::reason`] of the resets a connection reports for its open streams
+/// when it ends: the stream failed because the whole connection did, and
+/// [`Connection::close_reason`](super::Connection::close_reason) says why.
+pub const CONNECTION_CLOSED_REASON: &str = "connection closed";
+
 /// Why a stream ended without completing normally.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamReset {

@@ -23,7 +23,9 @@ pub use config::{
     Role, SHUTDOWN_PING_TIMEOUT, SMALL_PAYLOAD_COPY,
 };
 pub use connection::Connection;
-pub use event::{CloseReason, CommandError, Event, Header, Initiator, StreamReset};
+pub use event::{
+    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Event, Header, Initiator, StreamReset,
+};
 pub use keepalive::{
     ClientKeepaliveConfig, EnforcementPolicy, ServerKeepaliveConfig,
     keepalive_time_after_too_many_pings,

@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::event::Header;
 use super::flow::{SendWindow, StreamRecvWindow};
+use crate::ErrorCode;
 use crate::frame::StreamId;
 
 /// RFC 9113 §5.1 states a live stream can be in. `closed` streams are removed from the
@@ -82,6 +83,9 @@ pub(crate) struct Stream {
     pub(crate) counted: bool,
     /// The application was told the send buffer is full and waits for room.
     pub(crate) wants_writable: bool,
+    /// Reset with this code once our END_STREAM is written, if the peer is still sending
+    /// (a server that answered before the request ended).
+    pub(crate) reset_after_end: Option<ErrorCode>,
 }
 
 impl Stream {
@@ -99,6 +103,7 @@ impl Stream {
             scheduled: false,
             counted: false,
             wants_writable: false,
+            reset_after_end: None,
         }
     }
 
