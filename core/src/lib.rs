@@ -9,7 +9,9 @@
 //! - [`hpack`]: the RFC 7541 header compression codec.
 //! - [`h2`]: one HTTP/2 connection (client or server) as a state machine.
 //! - [`grpc`]: gRPC call semantics on one stream (statuses, metadata, messages).
+//! - [`channel`]: the client channel (targets, service config, backoff so far).
 
+pub mod channel;
 pub mod error_code;
 pub mod frame;
 pub mod grpc;
