@@ -3,9 +3,7 @@
 //! and an idle stream hold. Copies and memory are measured once and printed; criterion
 //! times the rest.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -13,71 +11,13 @@ use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group,
 use grpc_sansio::h2::{
     Config, Connection, DEFAULT_MAX_WRITE_BATCH, DEFAULT_STREAM_SEND_BUFFER, SMALL_PAYLOAD_COPY,
 };
+use grpc_sansio_benches::counting_alloc::{CountingAlloc, live, set_counting};
 use grpc_sansio_benches::h2_pair::{
     CopyCount, H2Pair, bulk_transfer, open_idle_streams, payload_source, unary_calls,
 };
 
-/// The system allocator, keeping a tally of live bytes and blocks while
-/// [`COUNTING`] is set.
-struct CountingAlloc;
-
-/// Off while criterion times: a shared atomic add on every allocation would tax the
-/// small-call bench, which allocates a few dozen times per call.
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
-static LIVE_BLOCKS: AtomicIsize = AtomicIsize::new(0);
-
-fn tally(bytes: isize, blocks: isize) {
-    if COUNTING.load(Relaxed) {
-        LIVE_BYTES.fetch_add(bytes, Relaxed);
-        LIVE_BLOCKS.fetch_add(blocks, Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded to `System` unchanged; the tally only observes.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            tally(layout.size() as isize, 1);
-        }
-        p
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            tally(layout.size() as isize, 1);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as for `alloc`.
-        unsafe { System.dealloc(ptr, layout) };
-        tally(-(layout.size() as isize), -1);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as for `alloc`.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            tally(new_size as isize - layout.size() as isize, 0);
-        }
-        p
-    }
-}
-
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
-
-/// Live bytes and blocks, as requested from the allocator (its own per-block overhead,
-/// 8 to 16 bytes with glibc, comes on top).
-fn live() -> (isize, isize) {
-    (LIVE_BYTES.load(Relaxed), LIVE_BLOCKS.load(Relaxed))
-}
 
 /// Payload of each bulk run.
 const BULK_BYTES: usize = 256 << 20;
@@ -234,7 +174,7 @@ fn memory(_: &mut Criterion) {
         max_concurrent_streams: Some(IDLE_STREAMS as u32),
         ..Config::server()
     };
-    COUNTING.store(true, Relaxed);
+    set_counting(true);
     let before = live();
     let pair = H2Pair::connected(Config::client(), server_config(), now);
     let with_pair = live();
@@ -252,7 +192,7 @@ fn memory(_: &mut Criterion) {
     );
     bulk_transfer(&mut pair, 1, AFTER_BULK_BYTES, &source, None);
     let after_bulk = held(pair);
-    COUNTING.store(false, Relaxed);
+    set_counting(false);
 
     println!(
         "h2 memory: pair with its driver after handshake: {} bytes in {} blocks; \

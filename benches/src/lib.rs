@@ -3,6 +3,8 @@
 use bytes::{Bytes, BytesMut};
 use grpc_sansio::frame::{Data, Frame, StreamId};
 
+pub mod counting_alloc;
+pub mod grpc_pair;
 pub mod h2_pair;
 
 /// Payload size of each DATA frame in the frame benches: the RFC's default max frame size.

@@ -102,6 +102,9 @@ impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseReason::Local { code, reason } => write!(f, "closed locally: {code}: {reason}"),
+            CloseReason::GoAway { code, debug_data } if debug_data.is_empty() => {
+                write!(f, "peer sent GOAWAY {code}")
+            }
             CloseReason::GoAway { code, debug_data } => write!(
                 f,
                 "peer sent GOAWAY {code}: {}",
