@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod call_pair;
+pub mod net;
 pub mod pair;
 pub mod rng;
 pub mod script;

@@ -95,6 +95,8 @@ struct ClientCall {
     reader: ResponseReader,
     deadline: Option<Instant>,
     encoding: Encoding,
+    /// This call's send limit.
+    max_send: usize,
     /// Bytes received and not yet given back to flow control.
     unreleased: usize,
     /// A `CallReadable` was reported and `poll_call` has not yet come up empty.
@@ -237,6 +239,17 @@ impl ClientTransport {
         headers: &RequestHeaders,
         now: Instant,
     ) -> Result<CallId, StartCallError> {
+        self.start_call_with_limits(headers, self.limits, now)
+    }
+
+    /// [`start_call`](Self::start_call) with this call's own message limits (a
+    /// service config's `maxRequestMessageBytes` / `maxResponseMessageBytes`).
+    pub fn start_call_with_limits(
+        &mut self,
+        headers: &RequestHeaders,
+        limits: MessageLimits,
+        now: Instant,
+    ) -> Result<CallId, StartCallError> {
         self.now = self.now.max(now);
         let fields = headers.build(now).map_err(StartCallError::Headers)?;
         let stream = self
@@ -250,7 +263,8 @@ impl ClientTransport {
         self.calls.insert(
             stream.value(),
             ClientCall {
-                reader: ResponseReader::with_max_message_size(self.limits.max_recv),
+                reader: ResponseReader::with_max_message_size(limits.max_recv),
+                max_send: limits.max_send,
                 deadline: headers.deadline,
                 encoding: headers.encoding,
                 unreleased: 0,
@@ -282,7 +296,7 @@ impl ClientTransport {
         if call.send_closed || call.reader.is_done() {
             return Err(CallError::SendClosed);
         }
-        let (head, body) = frame_message(message, call.encoding, self.limits.max_send)?;
+        let (head, body) = frame_message(message, call.encoding, call.max_send)?;
         match body {
             None => self.conn.send_data(id.0, head, last)?,
             Some(body) => {
