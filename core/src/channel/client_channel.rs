@@ -240,9 +240,13 @@ enum Binding {
 
 #[derive(Debug)]
 struct Call {
+    /// What the application asked for.
+    options: CallOptions,
     path: String,
     metadata: Metadata,
-    headers: RequestHeaders,
+    /// Built once the service config is known (the method config may set the
+    /// deadline); `None` until then.
+    headers: Option<RequestHeaders>,
     limits: MessageLimits,
     deadline: Option<Instant>,
     wait_for_ready: bool,
@@ -303,6 +307,8 @@ struct Core {
     shut_down: bool,
     /// When the last call ended (or the channel left idle), for the idle timer.
     quiet_since: Instant,
+    /// A resolver result (or error) arrived since the channel left IDLE.
+    resolved: bool,
 }
 
 /// A gRPC client channel as a sans-IO state machine. See the module documentation.
@@ -360,6 +366,7 @@ impl Channel {
             idle: true,
             shut_down: false,
             quiet_since: now,
+            resolved: false,
             config,
         };
         let target = core.target.to_string();
@@ -633,51 +640,17 @@ impl Channel {
         self.core.now = self.core.now.max(now);
         self.core.next_call += 1;
         let id = self.core.next_call;
-        let method = self.core.method_config(&options.path);
-        let mut deadline = options.deadline;
-        if let Some(timeout) = method.as_ref().and_then(|m| m.timeout)
-            && let Some(by_config) = self.core.now.checked_add(timeout)
-        {
-            deadline = Some(deadline.map_or(by_config, |d| d.min(by_config)));
-        }
-        let wait_for_ready = options
-            .wait_for_ready
-            .or(method.as_ref().and_then(|m| m.wait_for_ready))
-            .unwrap_or(false);
-        let mut limits = self.core.config.limits;
-        if let Some(m) = &method {
-            if let Some(n) = m.max_request_message_bytes {
-                limits.max_send = limits.max_send.min(n);
-            }
-            if let Some(n) = m.max_response_message_bytes {
-                limits.max_recv = limits.max_recv.min(n);
-            }
-        }
-        let mut headers = RequestHeaders::new(
-            self.core.config.scheme,
-            Bytes::from(self.core.authority.clone()),
-            Bytes::from(options.path.clone()),
-        )
-        .encoding(options.encoding)
-        .metadata(options.metadata.clone());
-        if let Some(d) = deadline {
-            headers = headers.deadline(d);
-        }
-        if let Some(sub) = &options.content_subtype {
-            headers = headers.content_subtype(sub.clone());
-        }
-        if let Some(prefix) = &self.core.config.user_agent_prefix {
-            headers = headers.user_agent_prefix(prefix.clone());
-        }
+        let deadline = options.deadline;
         self.core.calls.insert(
             id,
             Call {
-                path: options.path,
-                metadata: options.metadata,
-                headers,
-                limits,
+                path: options.path.clone(),
+                metadata: options.metadata.clone(),
+                headers: None,
+                limits: self.core.config.limits,
                 deadline,
-                wait_for_ready,
+                wait_for_ready: options.wait_for_ready.unwrap_or(false),
+                options,
                 binding: Binding::Queued,
                 replay: Vec::new(),
                 replay_bytes: 0,
@@ -718,7 +691,8 @@ impl Channel {
         if call.send_closed {
             return Err(CallError::SendClosed);
         }
-        if message.len() > call.limits.max_send {
+        // Compressed messages are checked by the transport, after compression.
+        if call.options.encoding == Encoding::Identity && message.len() > call.limits.max_send {
             return Err(CallError::TooLarge(
                 crate::grpc::message::EncodeError::TooLarge {
                     len: message.len(),
@@ -920,6 +894,7 @@ impl Channel {
             self.core.actions.push_back(Action::StopResolving);
         }
         self.core.idle = true;
+        self.core.resolved = false;
         self.core.resolve_now_at = None;
         self.core.picker = Box::new(FixedPicker(PickResult::Queue));
         self.core.set_state(ConnectivityState::Idle, None);
@@ -937,6 +912,11 @@ impl Channel {
     }
 
     fn apply_resolver_update(&mut self, update: Result<ResolverState, Status>) {
+        if !self.core.resolved {
+            // Calls waiting for the first result can now read the method config.
+            self.core.resolved = true;
+            self.core.picker_changed = true;
+        }
         let state = match update {
             Ok(state) => state,
             Err(error) => {
@@ -1036,6 +1016,20 @@ impl Channel {
         if call.binding != Binding::Queued {
             return;
         }
+        if call.headers.is_none() {
+            // The method config comes with the first resolver result (grpc-go waits
+            // for it in waitForResolvedAddrs before reading the config).
+            if !core.resolved {
+                core.enqueue(id);
+                return;
+            }
+            if !core.apply_method_config(id) {
+                return;
+            }
+        }
+        let Some(call) = core.calls.get(&id) else {
+            return;
+        };
         let info = PickInfo {
             path: &call.path,
             metadata: &call.metadata,
@@ -1312,6 +1306,78 @@ impl Core {
         sc.method_config(service, method).cloned()
     }
 
+    /// Applies the method config to a call (deadline, wait-for-ready, limits) and
+    /// builds its headers. False if the call ended here (a message it already queued
+    /// is over the method's request limit).
+    fn apply_method_config(&mut self, id: u64) -> bool {
+        let method = match self.calls.get(&id) {
+            Some(call) => self.method_config(&call.path),
+            None => return false,
+        };
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return false;
+        };
+        let mut deadline = call.options.deadline;
+        if let Some(timeout) = method.as_ref().and_then(|m| m.timeout)
+            && let Some(by_config) = now.checked_add(timeout)
+        {
+            deadline = Some(deadline.map_or(by_config, |d| d.min(by_config)));
+        }
+        call.wait_for_ready = call
+            .options
+            .wait_for_ready
+            .or(method.as_ref().and_then(|m| m.wait_for_ready))
+            .unwrap_or(false);
+        if let Some(m) = &method {
+            if let Some(n) = m.max_request_message_bytes {
+                call.limits.max_send = call.limits.max_send.min(n);
+            }
+            if let Some(n) = m.max_response_message_bytes {
+                call.limits.max_recv = call.limits.max_recv.min(n);
+            }
+        }
+        let mut headers = RequestHeaders::new(
+            self.config.scheme,
+            Bytes::from(self.authority.clone()),
+            Bytes::from(call.path.clone()),
+        )
+        .encoding(call.options.encoding)
+        .metadata(call.metadata.clone());
+        if let Some(d) = deadline {
+            headers = headers.deadline(d);
+        }
+        if let Some(sub) = &call.options.content_subtype {
+            headers = headers.content_subtype(sub.clone());
+        }
+        if let Some(prefix) = &self.config.user_agent_prefix {
+            headers = headers.user_agent_prefix(prefix.clone());
+        }
+        call.headers = Some(headers);
+        if deadline != call.deadline {
+            if let Some(old) = call.deadline {
+                self.queued_deadlines.remove(&(old, id));
+            }
+            if let Some(new) = deadline {
+                self.queued_deadlines.insert((new, id));
+            }
+            call.deadline = deadline;
+        }
+        let max_send = call.limits.max_send;
+        let too_large = call.options.encoding == Encoding::Identity
+            && call.replay.iter().any(|m| m.len() > max_send);
+        if too_large {
+            self.fail_local(
+                id,
+                Status::resource_exhausted(format!(
+                    "trying to send message larger than max ({max_send})"
+                )),
+            );
+            return false;
+        }
+        true
+    }
+
     fn enqueue(&mut self, id: u64) {
         if !self.queued.contains(&id) {
             self.queued.push_back(id);
@@ -1327,7 +1393,10 @@ impl Core {
         let Some(t) = self.conns.get_mut(&conn).and_then(|c| c.transport.as_mut()) else {
             return false;
         };
-        let tid = match t.start_call_with_limits(&call.headers, call.limits, self.now) {
+        let Some(headers) = call.headers.as_ref() else {
+            return false;
+        };
+        let tid = match t.start_call_with_limits(headers, call.limits, self.now) {
             Ok(tid) => tid,
             Err(e) if e.is_unprocessed() => return false,
             Err(e) => {
