@@ -125,7 +125,7 @@ pub enum PickResult {
 
 /// Routes calls to subchannels; replaced as a whole whenever the balancer's view
 /// changes.
-pub trait Picker: fmt::Debug {
+pub trait Picker: fmt::Debug + Send {
     /// Picks for one call. May keep state (a round-robin position).
     fn pick(&mut self, info: &PickInfo<'_>) -> PickResult;
 }
@@ -163,7 +163,7 @@ pub trait BalancerContext {
 }
 
 /// A load-balancing policy instance, owned by one channel.
-pub trait Balancer: fmt::Debug {
+pub trait Balancer: fmt::Debug + Send {
     /// New addresses and config from the resolver. An error makes the channel ask for
     /// re-resolution.
     fn update_client_conn_state(

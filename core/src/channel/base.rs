@@ -21,7 +21,7 @@ use crate::grpc::status::Status;
 
 /// Builds the picker a [`BaseBalancer`] publishes while READY (grpc-go's
 /// `base.PickerBuilder`). This is all a policy built on the base has to write.
-pub trait PickerBuilder: fmt::Debug {
+pub trait PickerBuilder: fmt::Debug + Send {
     /// A picker over `ready`, the READY subchannels in resolver order (never empty).
     /// `random` is 64 fresh bits from the channel's seeded generator, so that a
     /// rotation can start at a random place and many clients do not all hit the first

@@ -743,6 +743,28 @@ impl Channel {
         Ok(())
     }
 
+    /// True while the call can still send (not half-closed, not ended). A sender
+    /// waiting for [`send_capacity`](Self::send_capacity) should give up when this
+    /// turns false; the call's status comes from [`poll_call`](Self::poll_call).
+    pub fn can_send(&self, id: ChannelCallId) -> bool {
+        let Some(call) = self.core.calls.get(&id.0) else {
+            return false;
+        };
+        if call.send_closed {
+            return false;
+        }
+        match call.binding {
+            Binding::Queued => true,
+            Binding::Done => false,
+            Binding::Bound(conn, tid) => self
+                .core
+                .conns
+                .get(&conn)
+                .and_then(|c| c.transport.as_ref())
+                .is_some_and(|t| t.can_send(tid)),
+        }
+    }
+
     /// Bytes the call may still queue before back-pressure applies.
     pub fn send_capacity(&self, id: ChannelCallId) -> usize {
         let Some(call) = self.core.calls.get(&id.0) else {

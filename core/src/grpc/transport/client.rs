@@ -322,6 +322,13 @@ impl ClientTransport {
         Ok(())
     }
 
+    /// True while the call can still send: started, not half-closed, no status yet.
+    pub fn can_send(&self, id: CallId) -> bool {
+        self.calls
+            .get(&id.0.value())
+            .is_some_and(|c| !c.send_closed && !c.reader.is_done())
+    }
+
     /// Bytes the call may still queue before its send buffer is full.
     pub fn send_capacity(&self, id: CallId) -> usize {
         self.conn.send_capacity(id.0)

@@ -264,6 +264,13 @@ impl ServerTransport {
         Ok(())
     }
 
+    /// True while the call can still carry responses (not finished, stream not gone).
+    pub fn can_send(&self, id: CallId) -> bool {
+        self.calls
+            .get(&id.0.value())
+            .is_some_and(|c| !c.stream_gone)
+    }
+
     /// Bytes the call may still queue before its send buffer is full.
     pub fn send_capacity(&self, id: CallId) -> usize {
         self.conn.send_capacity(id.0)

@@ -1,0 +1,670 @@
+//! The client: [`Channel`] and its builder, and the four kinds of call.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use grpc_sansio::channel::backoff::{BackoffConfig, ConnectParams};
+use grpc_sansio::channel::client_channel::{
+    CallOptions as CoreCallOptions, Channel as CoreChannel, ChannelCallId, ChannelConfig,
+    ChannelError,
+};
+use grpc_sansio::channel::state::ConnectivityState;
+use grpc_sansio::grpc::client::ClientEvent;
+use grpc_sansio::grpc::code::Code;
+use grpc_sansio::grpc::compression::Encoding;
+use grpc_sansio::grpc::metadata::Metadata;
+use grpc_sansio::grpc::status::Status;
+use grpc_sansio::grpc::transport::MessageLimits;
+use grpc_sansio::h2::ClientKeepaliveConfig;
+
+use crate::codec::Codec;
+use crate::driver::{Connector, Resolver, Shared, TcpConnector, now};
+
+/// Per-call options.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    timeout: Option<Duration>,
+    wait_for_ready: Option<bool>,
+    metadata: Metadata,
+    compression: Option<Encoding>,
+}
+
+impl CallOptions {
+    /// No deadline, fail-fast (unless the service config says otherwise), no metadata.
+    pub fn new() -> CallOptions {
+        CallOptions::default()
+    }
+
+    /// The call must end within `timeout` of its start (DEADLINE_EXCEEDED otherwise).
+    pub fn timeout(mut self, timeout: Duration) -> CallOptions {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Wait for a READY connection instead of failing fast while there is none.
+    pub fn wait_for_ready(mut self, wait: bool) -> CallOptions {
+        self.wait_for_ready = Some(wait);
+        self
+    }
+
+    /// Request metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> CallOptions {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Compress the request messages (`gzip`).
+    pub fn compression(mut self, encoding: Encoding) -> CallOptions {
+        self.compression = Some(encoding);
+        self
+    }
+}
+
+/// A unary or client-streaming call's answer.
+#[derive(Clone, Debug)]
+pub struct Response<T> {
+    /// The response headers' metadata.
+    pub metadata: Metadata,
+    /// The one response message.
+    pub message: T,
+    /// The trailers' metadata.
+    pub trailers: Metadata,
+}
+
+/// Builds a [`Channel`].
+pub struct ChannelBuilder {
+    target: String,
+    config: ChannelConfig,
+    connector: Arc<dyn Connector>,
+    resolvers: HashMap<String, Arc<dyn Resolver>>,
+}
+
+impl std::fmt::Debug for ChannelBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelBuilder")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelBuilder {
+    /// HTTP/2 keepalive (gRFC A8): a PING after `time` without reads, the connection
+    /// closed if nothing comes back within `timeout`.
+    pub fn keepalive(
+        mut self,
+        time: Duration,
+        timeout: Duration,
+        permit_without_calls: bool,
+    ) -> Self {
+        self.config.h2.client_keepalive = ClientKeepaliveConfig {
+            time: Some(time),
+            timeout,
+            permit_without_stream: permit_without_calls,
+        };
+        self
+    }
+
+    /// Initial stream and connection windows; `dynamic` keeps BDP estimation on.
+    pub fn windows(mut self, stream: u32, connection: u32, dynamic: bool) -> Self {
+        self.config.h2.initial_stream_window = stream;
+        self.config.h2.initial_connection_window = connection;
+        self.config.h2.dynamic_window = dynamic;
+        self
+    }
+
+    /// Message size limits (the service config may lower them per method).
+    pub fn message_limits(mut self, max_send: usize, max_recv: usize) -> Self {
+        self.config.limits = MessageLimits { max_send, max_recv };
+        self
+    }
+
+    /// Reconnect backoff (grpc/grpc `doc/connection-backoff.md`).
+    pub fn backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.config.connect.backoff = backoff;
+        self
+    }
+
+    /// Minimum time a connection attempt may take (20 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect = ConnectParams {
+            min_connect_timeout: timeout,
+            ..self.config.connect
+        };
+        self
+    }
+
+    /// Service config used when the resolver gives none (JSON).
+    pub fn default_service_config(mut self, json: impl Into<String>) -> Self {
+        self.config.default_service_config = Some(json.into());
+        self
+    }
+
+    /// Put `prefix` before our `user-agent`.
+    pub fn user_agent(mut self, prefix: impl Into<String>) -> Self {
+        self.config.user_agent_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Go IDLE after this long without calls (30 min by default; zero disables).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// The `:authority` of every call instead of the one derived from the target.
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.config.authority = Some(authority.into());
+        self
+    }
+
+    /// Bare `host:port` targets use `scheme` (`dns` by default, `passthrough` as
+    /// grpc-go's old `Dial`).
+    pub fn default_scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.config.default_scheme = scheme.into();
+        self
+    }
+
+    /// A resolver for targets of `scheme`.
+    pub fn resolver(mut self, scheme: impl Into<String>, resolver: Arc<dyn Resolver>) -> Self {
+        let scheme = scheme.into();
+        self.config.custom_schemes.push(scheme.clone());
+        self.resolvers.insert(scheme, resolver);
+        self
+    }
+
+    /// Opens connections with `connector` instead of plain TCP (custom dialer).
+    pub fn connector(mut self, connector: Arc<dyn Connector>) -> Self {
+        self.connector = connector;
+        self
+    }
+
+    /// Full control over the core channel's configuration.
+    pub fn config(mut self, f: impl FnOnce(&mut ChannelConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// A channel that connects on its first call (grpc-go's `NewClient`). Must be
+    /// called inside a tokio runtime.
+    pub fn connect_lazy(self) -> Result<Channel, ChannelError> {
+        let mut config = self.config;
+        if config.seed == 0 {
+            config.seed = random_seed();
+        }
+        let core = CoreChannel::new(&self.target, config, now())?;
+        let shared = Shared::start(core, self.connector, self.resolvers);
+        Ok(Channel {
+            inner: Arc::new(Inner { shared }),
+        })
+    }
+
+    /// A channel that is READY, or the error of its first failed connection attempt
+    /// (grpc-go's `WithBlock`).
+    pub async fn connect(self) -> Result<Channel, Status> {
+        let channel = self
+            .connect_lazy()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        channel.wait_ready().await?;
+        Ok(channel)
+    }
+}
+
+/// A seed for the channel's random choices, different in every channel.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now().elapsed().as_nanos() as u64);
+    h.finish() | 1
+}
+
+/// What the handles share; dropping the last one shuts the channel down.
+struct Inner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+/// A gRPC client channel: cheap to clone, `Send + Sync`. Dropping the last clone shuts
+/// it down gracefully.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    /// A builder for `target` (`dns:///host:port`, `host:port`, `unix:/path`,
+    /// `ipv4:1.2.3.4:5`, …).
+    pub fn builder(target: impl Into<String>) -> ChannelBuilder {
+        ChannelBuilder {
+            target: target.into(),
+            config: ChannelConfig::default(),
+            connector: Arc::new(TcpConnector),
+            resolvers: HashMap::new(),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The channel's state; with `try_to_connect` an IDLE channel starts connecting.
+    pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        self.shared()
+            .with(|st| st.core.get_state(try_to_connect, now()))
+    }
+
+    /// Waits until the state differs from `current`; returns the new state.
+    pub async fn wait_for_state_change(&self, current: ConnectivityState) -> ConnectivityState {
+        let mut rx = self.shared().watch_state();
+        loop {
+            let (state, _) = rx.borrow_and_update().clone();
+            if state != current {
+                return state;
+            }
+            if rx.changed().await.is_err() {
+                return ConnectivityState::Shutdown;
+            }
+        }
+    }
+
+    /// Starts connecting and waits for READY, or fails with the first connection error.
+    pub async fn wait_ready(&self) -> Result<(), Status> {
+        let mut rx = self.shared().watch_state();
+        self.state(true);
+        loop {
+            let (state, error) = rx.borrow_and_update().clone();
+            match state {
+                ConnectivityState::Ready => return Ok(()),
+                ConnectivityState::TransientFailure => {
+                    return Err(Status::unavailable(
+                        error.unwrap_or_else(|| "connection failed".to_owned()),
+                    ));
+                }
+                ConnectivityState::Shutdown => {
+                    return Err(Status::cancelled("grpc: the client connection is closing"));
+                }
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(Status::cancelled("grpc: the client connection is closing"));
+            }
+        }
+    }
+
+    /// Graceful shutdown: queued calls fail, running ones finish, then the connections
+    /// close.
+    pub fn shutdown(&self) {
+        self.shared().shutdown();
+    }
+
+    /// Skips the reconnect backoff now (grpc-go's `ResetConnectBackoff`).
+    pub fn reset_connect_backoff(&self) {
+        self.shared()
+            .with(|st| st.core.reset_connect_backoff(now()));
+    }
+
+    fn start(&self, path: &str, options: CallOptions) -> RawCall {
+        let now = now();
+        let mut core_options = CoreCallOptions::new(path).metadata(options.metadata);
+        if let Some(timeout) = options.timeout
+            && let Some(deadline) = now.checked_add(timeout)
+        {
+            core_options = core_options.deadline(deadline);
+        }
+        if let Some(wait) = options.wait_for_ready {
+            core_options = core_options.wait_for_ready(wait);
+        }
+        if let Some(encoding) = options.compression {
+            core_options = core_options.encoding(encoding);
+        }
+        let id = self
+            .shared()
+            .with(|st| st.core.start_call(core_options, now));
+        RawCall {
+            shared: self.shared().clone(),
+            id,
+            done: false,
+        }
+    }
+
+    /// A unary call.
+    pub async fn unary<C: Codec + Default>(
+        &self,
+        path: &str,
+        request: C::Encode,
+        options: CallOptions,
+    ) -> Result<Response<C::Decode>, Status> {
+        let codec = C::default();
+        let bytes = codec.encode(request)?;
+        let mut call = self.start(path, options);
+        call.send(bytes, true).await?;
+        call.single_response(&codec).await
+    }
+
+    /// A client-streaming call: every request of `requests`, then one response.
+    pub async fn client_streaming<C, S>(
+        &self,
+        path: &str,
+        requests: S,
+        options: CallOptions,
+    ) -> Result<Response<C::Decode>, Status>
+    where
+        C: Codec + Default,
+        S: Stream<Item = C::Encode> + Send,
+    {
+        let codec = C::default();
+        let mut call = self.start(path, options);
+        let mut requests = std::pin::pin!(requests);
+        while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
+            let bytes = codec.encode(request)?;
+            if call.send(bytes, false).await.is_err() {
+                // The call ended early: its status says why.
+                break;
+            }
+        }
+        call.close_send();
+        call.single_response(&codec).await
+    }
+
+    /// A server-streaming call: one request, a stream of responses.
+    pub async fn server_streaming<C: Codec + Default>(
+        &self,
+        path: &str,
+        request: C::Encode,
+        options: CallOptions,
+    ) -> Result<Streaming<C>, Status> {
+        let codec = C::default();
+        let bytes = codec.encode(request)?;
+        let mut call = self.start(path, options);
+        call.send(bytes, true).await?;
+        Ok(Streaming::new(call, codec))
+    }
+
+    /// A bidirectional-streaming call: a sender for requests and a stream of responses.
+    pub fn bidi_streaming<C: Codec + Default>(
+        &self,
+        path: &str,
+        options: CallOptions,
+    ) -> (Sender<C>, Streaming<C>) {
+        let call = self.start(path, options);
+        let sender = Sender {
+            call: RawCall {
+                shared: call.shared.clone(),
+                id: call.id,
+                done: true, // the Streaming half owns the call's lifetime
+            },
+            codec: C::default(),
+        };
+        (sender, Streaming::new(call, C::default()))
+    }
+}
+
+/// What a send on a call that has ended reports; the call's real status comes with its
+/// responses (grpc-go's `SendMsg` returns `io.EOF` the same way).
+fn call_ended() -> Status {
+    Status::unknown("the call has ended; its status comes with the responses")
+}
+
+/// One call on the core channel. Dropping it before its status cancels the call.
+struct RawCall {
+    shared: Arc<Shared>,
+    id: ChannelCallId,
+    /// Its status was taken (or another handle owns its lifetime).
+    done: bool,
+}
+
+impl RawCall {
+    /// Queues one message, waiting for send-buffer room first.
+    async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
+        let id = self.id;
+        let mut message = Some(message);
+        poll_fn(|cx| {
+            self.shared.with(|st| {
+                if !st.core.can_send(id) {
+                    return Poll::Ready(Err(call_ended()));
+                }
+                if st.core.send_capacity(id) == 0 {
+                    Shared::wait_write(st, id, cx.waker());
+                    return Poll::Pending;
+                }
+                let m = message.take().unwrap_or_default();
+                Poll::Ready(st.core.send_message(id, m, last).map_err(|e| e.to_status()))
+            })
+        })
+        .await
+    }
+
+    fn close_send(&mut self) {
+        let id = self.id;
+        self.shared.with(|st| {
+            let _ = st.core.close_send(id);
+        });
+    }
+
+    /// The next event of the call; its status ends it.
+    async fn next_event(&mut self) -> ClientEvent {
+        let id = self.id;
+        let event = poll_fn(|cx| {
+            self.shared.with(|st| match st.core.poll_call(id) {
+                Some(event) => Poll::Ready(event),
+                None => {
+                    Shared::wait_read(st, id, cx.waker());
+                    Poll::Pending
+                }
+            })
+        })
+        .await;
+        if matches!(event, ClientEvent::Status(..)) {
+            self.done = true;
+            self.shared.with(|st| Shared::drop_call(st, id));
+        }
+        event
+    }
+
+    /// Reads a unary-style response: headers, exactly one message, status.
+    async fn single_response<C: Codec>(
+        &mut self,
+        codec: &C,
+    ) -> Result<Response<C::Decode>, Status> {
+        let mut metadata = Metadata::new();
+        let mut message = None;
+        loop {
+            match self.next_event().await {
+                ClientEvent::Headers(md) => metadata = md,
+                ClientEvent::Message(bytes) => {
+                    if message.is_some() {
+                        self.cancel();
+                        return Err(Status::internal(
+                            "cardinality violation: expected one response message, got more",
+                        ));
+                    }
+                    message = Some(codec.decode(bytes)?);
+                }
+                ClientEvent::Status(status, trailers) => {
+                    if !status.is_ok() {
+                        return Err(status);
+                    }
+                    return match message {
+                        Some(message) => Ok(Response {
+                            metadata,
+                            message,
+                            trailers,
+                        }),
+                        None => Err(Status::new(
+                            Code::Internal,
+                            "cardinality violation: expected one response message, got none",
+                        )),
+                    };
+                }
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        let id = self.id;
+        self.shared.with(|st| st.core.cancel(id));
+    }
+}
+
+impl Drop for RawCall {
+    fn drop(&mut self) {
+        if !self.done {
+            let id = self.id;
+            self.shared.with(|st| {
+                st.core.forget(id);
+                Shared::drop_call(st, id);
+            });
+        }
+    }
+}
+
+/// The requests of a bidi call. Dropping it (or [`close`](Sender::close)) ends the
+/// request stream.
+pub struct Sender<C: Codec> {
+    call: RawCall,
+    codec: C,
+}
+
+impl<C: Codec> std::fmt::Debug for Sender<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> Sender<C> {
+    /// Sends one request, waiting while the send buffer is full. Fails once the call
+    /// has ended (its status comes from the response stream).
+    pub async fn send(&mut self, message: C::Encode) -> Result<(), Status> {
+        let bytes = self.codec.encode(message)?;
+        self.call.send(bytes, false).await
+    }
+
+    /// Ends the requests.
+    pub fn close(mut self) {
+        self.call.close_send();
+    }
+}
+
+impl<C: Codec> Drop for Sender<C> {
+    fn drop(&mut self) {
+        self.call.close_send();
+    }
+}
+
+/// The responses of a streaming call: headers, messages, then the status. Dropping it
+/// before the end cancels the call.
+pub struct Streaming<C: Codec> {
+    call: RawCall,
+    codec: C,
+    headers: Option<Metadata>,
+    trailers: Option<Metadata>,
+    status: Option<Status>,
+}
+
+impl<C: Codec> std::fmt::Debug for Streaming<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming").finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> Streaming<C> {
+    fn new(call: RawCall, codec: C) -> Self {
+        Streaming {
+            call,
+            codec,
+            headers: None,
+            trailers: None,
+            status: None,
+        }
+    }
+
+    /// The next message; `Ok(None)` once the call ended OK, `Err` with its status
+    /// otherwise.
+    pub async fn message(&mut self) -> Result<Option<C::Decode>, Status> {
+        poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<C::Decode>, Status>> {
+        loop {
+            if let Some(status) = &self.status {
+                return Poll::Ready(if status.is_ok() {
+                    Ok(None)
+                } else {
+                    Err(status.clone())
+                });
+            }
+            let id = self.call.id;
+            let event = self.call.shared.with(|st| match st.core.poll_call(id) {
+                Some(event) => Some(event),
+                None => {
+                    Shared::wait_read(st, id, cx.waker());
+                    None
+                }
+            });
+            match event {
+                None => return Poll::Pending,
+                Some(ClientEvent::Headers(md)) => self.headers = Some(md),
+                Some(ClientEvent::Message(bytes)) => {
+                    return Poll::Ready(self.codec.decode(bytes).map(Some));
+                }
+                Some(ClientEvent::Status(status, trailers)) => {
+                    self.call.done = true;
+                    self.call.shared.with(|st| Shared::drop_call(st, id));
+                    self.trailers = Some(trailers);
+                    self.status = Some(status);
+                }
+            }
+        }
+    }
+
+    /// The response headers' metadata, once they arrived.
+    pub fn headers(&self) -> Option<&Metadata> {
+        self.headers.as_ref()
+    }
+
+    /// The trailers' metadata, once the call ended.
+    pub fn trailers(&self) -> Option<&Metadata> {
+        self.trailers.as_ref()
+    }
+
+    /// The final status, once the call ended.
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+}
+
+impl<C: Codec + Unpin> Stream for Streaming<C> {
+    type Item = Result<C::Decode, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.poll_message(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(m))) => Poll::Ready(Some(Ok(m))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(s)) => {
+                // Report a failure once, then end.
+                if this.status.as_ref().is_some_and(|st| !st.is_ok()) {
+                    this.status = Some(Status::ok());
+                }
+                Poll::Ready(Some(Err(s)))
+            }
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! The machinery under a [`Channel`](crate::Channel): the core channel behind one
+//! mutex, and the tasks that serve it — a timer task, a resolver task, and per
+//! connection a reader and a writer.
+//!
+//! Every touch of the core goes through [`Shared::with`], which runs the closure under
+//! the lock and then *settles*: it executes the core's actions (spawn a connect or a
+//! resolution, wake a connection's writer, close a socket) and delivers its events
+//! (wake the tasks waiting on a call, publish state changes, log trace lines). Nothing
+//! awaits while the lock is held.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Waker;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use grpc_sansio::channel::balancer::{Endpoint, ResolverState};
+use grpc_sansio::channel::client_channel::{
+    Action, Channel as CoreChannel, ChannelCallId, ChannelEvent,
+};
+use grpc_sansio::channel::state::ConnectivityState;
+use grpc_sansio::channel::subchannel::ConnId;
+use grpc_sansio::channel::target::{Address, Target, dns_host_port};
+use grpc_sansio::grpc::status::Status;
+use grpc_sansio::h2::Transmit;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// A boxed future, for the user hooks.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream a connection runs over: TCP, a unix socket, TLS, a proxy tunnel.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Opens the byte stream for an address (grpc-go's custom dialer). The default
+/// connects TCP (TCP_NODELAY on) or a unix socket.
+pub trait Connector: Send + Sync + 'static {
+    /// Connects to `address`; `authority` is the channel's `:authority` (the TLS
+    /// server name, or the host a proxy is asked to reach).
+    fn connect(&self, address: &Address, authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>>;
+}
+
+/// Resolves a target of a custom scheme (grpc-go's `resolver.Builder`), called on
+/// start and on every re-resolution request.
+pub trait Resolver: Send + Sync + 'static {
+    /// The addresses (and optionally a service config) for `target`.
+    fn resolve(&self, target: &Target) -> BoxFuture<Result<ResolverState, Status>>;
+}
+
+/// The default connector: TCP with TCP_NODELAY, or unix sockets.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TcpConnector;
+
+impl Connector for TcpConnector {
+    fn connect(&self, address: &Address, _authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>> {
+        let address = address.clone();
+        Box::pin(async move { connect_plain(&address).await })
+    }
+}
+
+/// Opens a plain socket to `address`.
+pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
+    match address {
+        Address::Socket(a) => {
+            let s = tokio::net::TcpStream::connect(a).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s))
+        }
+        Address::Name { host, port } => {
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s))
+        }
+        #[cfg(unix)]
+        Address::Unix(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
+        #[cfg(target_os = "linux")]
+        Address::UnixAbstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            let std_stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+            std_stream.set_nonblocking(true)?;
+            Ok(Box::new(tokio::net::UnixStream::from_std(std_stream)?))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("unsupported address {other}"),
+        )),
+    }
+}
+
+/// The current time as the core wants it (tokio's clock, so paused test time works).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// One connection's handles.
+struct ConnHandle {
+    /// Wakes the writer: the core has bytes for this connection.
+    flush: Arc<Notify>,
+    /// Wakes the reader: the core may want to read again.
+    resume: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// The resolver task's handles.
+struct ResolverHandle {
+    again: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+/// Everything behind the lock.
+pub(crate) struct State {
+    pub(crate) core: CoreChannel,
+    /// Tasks waiting for a call's next event.
+    readers: HashMap<ChannelCallId, Waker>,
+    /// Tasks waiting for room to send on a call.
+    writers: HashMap<ChannelCallId, Waker>,
+    conns: HashMap<ConnId, ConnHandle>,
+    resolver: Option<ResolverHandle>,
+    closed: bool,
+}
+
+/// What the tasks and handles share.
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// The core's next timeout may have moved.
+    timer: Arc<Notify>,
+    /// (state, last error) for watchers.
+    state_tx: watch::Sender<(ConnectivityState, Option<String>)>,
+    connector: Arc<dyn Connector>,
+    resolvers: HashMap<String, Arc<dyn Resolver>>,
+    runtime: tokio::runtime::Handle,
+    weak: Weak<Shared>,
+}
+
+impl Shared {
+    /// Wraps `core` and starts the timer task. Must run inside a tokio runtime.
+    pub(crate) fn start(
+        core: CoreChannel,
+        connector: Arc<dyn Connector>,
+        resolvers: HashMap<String, Arc<dyn Resolver>>,
+    ) -> Arc<Shared> {
+        let (state_tx, _) = watch::channel((ConnectivityState::Idle, None));
+        let shared = Arc::new_cyclic(|weak| Shared {
+            state: Mutex::new(State {
+                core,
+                readers: HashMap::new(),
+                writers: HashMap::new(),
+                conns: HashMap::new(),
+                resolver: None,
+                closed: false,
+            }),
+            timer: Arc::new(Notify::new()),
+            state_tx,
+            connector,
+            resolvers,
+            runtime: tokio::runtime::Handle::current(),
+            weak: weak.clone(),
+        });
+        let weak = Arc::downgrade(&shared);
+        shared.runtime.spawn(timer_task(weak));
+        shared
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in another task while it held the lock leaves the core as that call
+        // left it; carrying on is better than poisoning every call of the channel.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the state, then settles what it caused.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st);
+        self.settle(&mut st);
+        r
+    }
+
+    /// Reads the state without settling (for the timer and readers, whose looks
+    /// change nothing).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// A receiver of state changes.
+    pub(crate) fn watch_state(&self) -> watch::Receiver<(ConnectivityState, Option<String>)> {
+        self.state_tx.subscribe()
+    }
+
+    /// Registers the waker of a task waiting to read `id`.
+    pub(crate) fn wait_read(st: &mut State, id: ChannelCallId, waker: &Waker) {
+        st.readers.insert(id, waker.clone());
+    }
+
+    /// Registers the waker of a task waiting to send on `id`.
+    pub(crate) fn wait_write(st: &mut State, id: ChannelCallId, waker: &Waker) {
+        st.writers.insert(id, waker.clone());
+    }
+
+    /// Forgets wakers of a call that is gone.
+    pub(crate) fn drop_call(st: &mut State, id: ChannelCallId) {
+        st.readers.remove(&id);
+        st.writers.remove(&id);
+    }
+
+    /// Executes the core's actions and delivers its events.
+    fn settle(&self, st: &mut State) {
+        loop {
+            let mut any = false;
+            while let Some(action) = st.core.poll_action() {
+                any = true;
+                self.act(st, action);
+            }
+            while let Some(event) = st.core.poll_event() {
+                any = true;
+                match event {
+                    ChannelEvent::CallReadable(id) | ChannelEvent::CallWritable(id) => {
+                        if let Some(w) = st.readers.remove(&id) {
+                            w.wake();
+                        }
+                        if let Some(w) = st.writers.remove(&id) {
+                            w.wake();
+                        }
+                    }
+                    ChannelEvent::StateChanged(s) => {
+                        let last_error = self.state_tx.borrow().1.clone();
+                        self.state_tx.send_replace((s, last_error));
+                    }
+                    ChannelEvent::Trace(t) => {
+                        if let grpc_sansio::channel::trace::TraceKind::ChannelState {
+                            state,
+                            last_error,
+                        } = &t.kind
+                        {
+                            self.state_tx.send_replace((*state, last_error.clone()));
+                        }
+                        tracing::info!(
+                            target: "grpc_sansio::channel",
+                            channel = t.channel,
+                            subchannel = t.subchannel.map(|s| s.0),
+                            "{t}"
+                        );
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        // Reading may have been paused for flow control; let readers look again.
+        for c in st.conns.values() {
+            c.resume.notify_one();
+        }
+        self.timer.notify_one();
+    }
+
+    fn act(&self, st: &mut State, action: Action) {
+        let Some(me) = self.weak.upgrade() else {
+            return;
+        };
+        match action {
+            Action::Resolve { target } => {
+                if let Some(old) = st.resolver.take() {
+                    old.task.abort();
+                }
+                let again = Arc::new(Notify::new());
+                let custom = self.resolvers.get(&target.scheme).cloned();
+                let task = self
+                    .runtime
+                    .spawn(resolver_task(me, target, custom, again.clone()));
+                st.resolver = Some(ResolverHandle { again, task });
+            }
+            Action::ResolveNow => {
+                if let Some(r) = &st.resolver {
+                    r.again.notify_one();
+                }
+            }
+            Action::StopResolving => {
+                if let Some(r) = st.resolver.take() {
+                    r.task.abort();
+                }
+            }
+            Action::Connect { conn, address } => {
+                let flush = Arc::new(Notify::new());
+                let resume = Arc::new(Notify::new());
+                let authority = st.core.authority().to_owned();
+                let task = self.runtime.spawn(connection_task(
+                    me,
+                    conn,
+                    address,
+                    authority,
+                    flush.clone(),
+                    resume.clone(),
+                ));
+                st.conns.insert(
+                    conn,
+                    ConnHandle {
+                        flush,
+                        resume,
+                        task,
+                    },
+                );
+            }
+            Action::Flush(conn) => {
+                if let Some(c) = st.conns.get(&conn) {
+                    c.flush.notify_one();
+                }
+            }
+            Action::Close(conn) => {
+                if let Some(c) = st.conns.remove(&conn) {
+                    c.task.abort();
+                }
+            }
+        }
+    }
+
+    /// Shuts the channel down (graceful for running calls) and stops its tasks once
+    /// the core has closed everything.
+    pub(crate) fn shutdown(&self) {
+        self.with(|st| {
+            st.closed = true;
+            st.core.shutdown(now());
+        });
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, c) in st.conns.drain() {
+            c.task.abort();
+        }
+        if let Some(r) = st.resolver.take() {
+            r.task.abort();
+        }
+    }
+}
+
+/// Fires the core's timers. Ends when the channel is gone.
+async fn timer_task(weak: Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let timer = shared.timer.clone();
+        let notified = timer.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let next = shared.peek(|st| st.core.poll_timeout());
+        match next {
+            Some(at) => {
+                let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
+                // Hold no strong reference while asleep, so dropping the channel ends us.
+                drop(shared);
+                tokio::select! {
+                    () = sleep => {
+                        if let Some(shared) = weak.upgrade() {
+                            shared.with(|st| st.core.handle_timeout(now()));
+                        }
+                    }
+                    () = notified => {}
+                }
+            }
+            None => {
+                drop(shared);
+                notified.await;
+            }
+        }
+    }
+}
+
+/// Resolves `target` now and on every request: DNS (A and AAAA through the system
+/// resolver) or the user's resolver for the scheme.
+async fn resolver_task(
+    shared: Arc<Shared>,
+    target: Target,
+    custom: Option<Arc<dyn Resolver>>,
+    again: Arc<Notify>,
+) {
+    let weak = Arc::downgrade(&shared);
+    drop(shared);
+    loop {
+        let result = match &custom {
+            Some(r) => r.resolve(&target).await,
+            None => resolve_dns(&target).await,
+        };
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        shared.with(|st| st.core.resolver_update(result, now()));
+        drop(shared);
+        again.notified().await;
+    }
+}
+
+async fn resolve_dns(target: &Target) -> Result<ResolverState, Status> {
+    let (host, port) = dns_host_port(target).map_err(|e| Status::unavailable(e.to_string()))?;
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| Status::unavailable(format!("dns: lookup {host}: {e}")))?;
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for a in addrs {
+        let address = Address::Socket(a);
+        if !endpoints.iter().any(|e| e.addresses[0] == address) {
+            endpoints.push(Endpoint::new(address));
+        }
+    }
+    if endpoints.is_empty() {
+        return Err(Status::unavailable(format!("dns: no addresses for {host}")));
+    }
+    Ok(ResolverState {
+        endpoints,
+        ..ResolverState::default()
+    })
+}
+
+/// Connects, then runs the connection: the writer as its own task, the reader here.
+async fn connection_task(
+    shared: Arc<Shared>,
+    conn: ConnId,
+    address: Address,
+    authority: String,
+    flush: Arc<Notify>,
+    resume: Arc<Notify>,
+) {
+    let io = shared.connector.connect(&address, &authority).await;
+    let io = match io {
+        Ok(io) => io,
+        Err(e) => {
+            let message = format!("dial {address}: {e}");
+            shared.with(|st| st.core.connect_result(conn, Err(message), now()));
+            return;
+        }
+    };
+    shared.with(|st| st.core.connect_result(conn, Ok(()), now()));
+    let (reader, writer) = tokio::io::split(io);
+    let writer_task =
+        shared
+            .runtime
+            .spawn(write_loop(Arc::downgrade(&shared), conn, writer, flush));
+    read_loop(Arc::downgrade(&shared), conn, reader, resume).await;
+    // The reader ends on EOF or error; the writer has nothing left to do.
+    writer_task.abort();
+}
+
+/// Socket → core, pausing while the core does not want to read (flow control).
+async fn read_loop(
+    weak: Weak<Shared>,
+    conn: ConnId,
+    mut reader: tokio::io::ReadHalf<Box<dyn Io>>,
+    resume: Arc<Notify>,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        loop {
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let wants = shared.peek(|st| st.core.wants_read(conn));
+            drop(shared);
+            if wants {
+                break;
+            }
+            resume.notified().await;
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+        let n = reader.read_buf(&mut buf).await;
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        match n {
+            Ok(n) if n > 0 => {
+                let data = buf.split();
+                shared.with(|st| st.core.recv(conn, data, now()));
+            }
+            _ => {
+                shared.with(|st| st.core.recv_eof(conn, now()));
+                return;
+            }
+        }
+    }
+}
+
+/// Core → socket: each batch from `poll_transmit` in vectored writes, frame heads and
+/// payload `Bytes` as they are.
+async fn write_loop(
+    weak: Weak<Shared>,
+    conn: ConnId,
+    mut writer: tokio::io::WriteHalf<Box<dyn Io>>,
+    flush: Arc<Notify>,
+) {
+    let mut out = Transmit::new();
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        shared.with(|st| {
+            while st.core.poll_transmit(conn, now(), &mut out) > 0 && out.len() < 256 * 1024 {}
+        });
+        drop(shared);
+        if out.is_empty() {
+            // The queue ran dry: push out anything a wrapping stream (TLS) buffers.
+            if writer.flush().await.is_err() {
+                break;
+            }
+            flush.notified().await;
+            continue;
+        }
+        let chunks = out.take_chunks();
+        if write_chunks(&mut writer, chunks).await.is_err() {
+            break;
+        }
+    }
+    if let Some(shared) = weak.upgrade() {
+        shared.with(|st| st.core.recv_eof(conn, now()));
+    }
+}
+
+/// Writes every chunk, in order, with as few `write_vectored` calls as the socket
+/// allows.
+pub(crate) async fn write_chunks<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut chunks: Vec<Bytes>,
+) -> io::Result<()> {
+    let mut start = 0;
+    while start < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[start..]
+            .iter()
+            .take(64)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed"));
+        }
+        while n > 0 {
+            let first = &mut chunks[start];
+            if n >= first.len() {
+                n -= first.len();
+                start += 1;
+            } else {
+                first.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
