@@ -15,7 +15,7 @@ use grpc_sansio::channel::client_channel::{
     ChannelError,
 };
 use grpc_sansio::channel::state::ConnectivityState;
-use grpc_sansio::grpc::client::ClientEvent;
+use grpc_sansio::grpc::client::{ClientEvent, Scheme};
 use grpc_sansio::grpc::code::Code;
 use grpc_sansio::grpc::compression::Encoding;
 use grpc_sansio::grpc::metadata::Metadata;
@@ -25,6 +25,7 @@ use grpc_sansio::h2::ClientKeepaliveConfig;
 
 use crate::codec::Codec;
 use crate::driver::{Connector, Resolver, Shared, TcpConnector, now};
+use crate::intercept::{CallCredentials, CallInfo, CallKind, Interceptor};
 
 /// Per-call options.
 #[derive(Clone, Debug, Default)]
@@ -83,6 +84,9 @@ pub struct ChannelBuilder {
     config: ChannelConfig,
     connector: Arc<dyn Connector>,
     resolvers: HashMap<String, Arc<dyn Resolver>>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    credentials: Option<Arc<dyn CallCredentials>>,
+    insecure_credentials_ok: bool,
 }
 
 impl std::fmt::Debug for ChannelBuilder {
@@ -184,6 +188,27 @@ impl ChannelBuilder {
         self
     }
 
+    /// Adds an interceptor; they run in the order added.
+    pub fn interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
+        self.interceptors.push(interceptor);
+        self
+    }
+
+    /// Per-call credentials (bearer tokens and the like). Unless
+    /// [`allow_insecure_call_credentials`](Self::allow_insecure_call_credentials) is
+    /// set, credentials that require transport security make `connect` fail on a
+    /// plaintext channel, as grpc-go does.
+    pub fn call_credentials(mut self, credentials: Arc<dyn CallCredentials>) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Lets call credentials travel over plaintext (tests, trusted local links).
+    pub fn allow_insecure_call_credentials(mut self) -> Self {
+        self.insecure_credentials_ok = true;
+        self
+    }
+
     /// Full control over the core channel's configuration.
     pub fn config(mut self, f: impl FnOnce(&mut ChannelConfig)) -> Self {
         f(&mut self.config);
@@ -192,15 +217,33 @@ impl ChannelBuilder {
 
     /// A channel that connects on its first call (grpc-go's `NewClient`). Must be
     /// called inside a tokio runtime.
-    pub fn connect_lazy(self) -> Result<Channel, ChannelError> {
+    pub fn connect_lazy(self) -> Result<Channel, BuildError> {
+        if let Some(creds) = &self.credentials
+            && creds.require_transport_security()
+            && self.config.scheme != Scheme::Https
+            && !self.insecure_credentials_ok
+        {
+            return Err(BuildError(
+                "the call credentials require transport security (use TLS, or \
+                 allow_insecure_call_credentials)"
+                    .to_owned(),
+            ));
+        }
         let mut config = self.config;
         if config.seed == 0 {
             config.seed = random_seed();
         }
-        let core = CoreChannel::new(&self.target, config, now())?;
+        let core = CoreChannel::new(&self.target, config, now())
+            .map_err(|e: ChannelError| BuildError(e.to_string()))?;
+        let authority = core.authority().to_owned();
         let shared = Shared::start(core, self.connector, self.resolvers);
         Ok(Channel {
-            inner: Arc::new(Inner { shared }),
+            inner: Arc::new(Inner {
+                shared,
+                interceptors: self.interceptors,
+                credentials: self.credentials,
+                authority,
+            }),
         })
     }
 
@@ -223,9 +266,25 @@ fn random_seed() -> u64 {
     h.finish() | 1
 }
 
+/// Why a channel could not be built: a malformed target or service config, or call
+/// credentials that need TLS on a plaintext channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildError(pub String);
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
 /// What the handles share; dropping the last one shuts the channel down.
 struct Inner {
     shared: Arc<Shared>,
+    interceptors: Vec<Arc<dyn Interceptor>>,
+    credentials: Option<Arc<dyn CallCredentials>>,
+    authority: String,
 }
 
 impl Drop for Inner {
@@ -256,6 +315,9 @@ impl Channel {
             config: ChannelConfig::default(),
             connector: Arc::new(TcpConnector),
             resolvers: HashMap::new(),
+            interceptors: Vec::new(),
+            credentials: None,
+            insecure_credentials_ok: false,
         }
     }
 
@@ -319,7 +381,49 @@ impl Channel {
             .with(|st| st.core.reset_connect_backoff(now()));
     }
 
-    fn start(&self, path: &str, options: CallOptions) -> RawCall {
+    /// Runs the interceptors and call credentials, then starts the call.
+    async fn start(
+        &self,
+        path: &str,
+        kind: CallKind,
+        mut options: CallOptions,
+    ) -> Result<RawCall, Status> {
+        for i in &self.inner.interceptors {
+            let mut info = CallInfo {
+                path,
+                kind,
+                metadata: &mut options.metadata,
+                timeout: &mut options.timeout,
+            };
+            if let Err(status) = i.before(&mut info) {
+                self.after(path, kind, &status);
+                return Err(status);
+            }
+        }
+        if let Some(creds) = &self.inner.credentials {
+            match creds.metadata(path, &self.inner.authority).await {
+                Ok(md) => {
+                    for (k, v) in md.iter() {
+                        let _ = options.metadata.append_sensitive(k, v.clone());
+                    }
+                }
+                Err(status) => {
+                    self.after(path, kind, &status);
+                    return Err(status);
+                }
+            }
+        }
+        Ok(self.start_now(path, kind, options))
+    }
+
+    /// Tells the interceptors how a call ended.
+    fn after(&self, path: &str, kind: CallKind, status: &Status) {
+        for i in &self.inner.interceptors {
+            i.after(path, kind, status);
+        }
+    }
+
+    fn start_now(&self, path: &str, kind: CallKind, options: CallOptions) -> RawCall {
         let now = now();
         let mut core_options = CoreCallOptions::new(path).metadata(options.metadata);
         if let Some(timeout) = options.timeout
@@ -340,6 +444,11 @@ impl Channel {
             shared: self.shared().clone(),
             id,
             done: false,
+            observer: (!self.inner.interceptors.is_empty()).then(|| Observer {
+                channel: self.clone(),
+                path: path.to_owned(),
+                kind,
+            }),
         }
     }
 
@@ -352,7 +461,7 @@ impl Channel {
     ) -> Result<Response<C::Decode>, Status> {
         let codec = C::default();
         let bytes = codec.encode(request)?;
-        let mut call = self.start(path, options);
+        let mut call = self.start(path, CallKind::Unary, options).await?;
         call.send(bytes, true).await?;
         call.single_response(&codec).await
     }
@@ -369,7 +478,7 @@ impl Channel {
         S: Stream<Item = C::Encode> + Send,
     {
         let codec = C::default();
-        let mut call = self.start(path, options);
+        let mut call = self.start(path, CallKind::ClientStreaming, options).await?;
         let mut requests = std::pin::pin!(requests);
         while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
             let bytes = codec.encode(request)?;
@@ -391,27 +500,28 @@ impl Channel {
     ) -> Result<Streaming<C>, Status> {
         let codec = C::default();
         let bytes = codec.encode(request)?;
-        let mut call = self.start(path, options);
+        let mut call = self.start(path, CallKind::ServerStreaming, options).await?;
         call.send(bytes, true).await?;
         Ok(Streaming::new(call, codec))
     }
 
     /// A bidirectional-streaming call: a sender for requests and a stream of responses.
-    pub fn bidi_streaming<C: Codec + Default>(
+    pub async fn bidi_streaming<C: Codec + Default>(
         &self,
         path: &str,
         options: CallOptions,
-    ) -> (Sender<C>, Streaming<C>) {
-        let call = self.start(path, options);
+    ) -> Result<(Sender<C>, Streaming<C>), Status> {
+        let call = self.start(path, CallKind::BidiStreaming, options).await?;
         let sender = Sender {
             call: RawCall {
                 shared: call.shared.clone(),
                 id: call.id,
                 done: true, // the Streaming half owns the call's lifetime
+                observer: None,
             },
             codec: C::default(),
         };
-        (sender, Streaming::new(call, C::default()))
+        Ok((sender, Streaming::new(call, C::default())))
     }
 }
 
@@ -421,12 +531,21 @@ fn call_ended() -> Status {
     Status::unknown("the call has ended; its status comes with the responses")
 }
 
+/// Reports a call's end to the channel's interceptors.
+struct Observer {
+    channel: Channel,
+    path: String,
+    kind: CallKind,
+}
+
 /// One call on the core channel. Dropping it before its status cancels the call.
 struct RawCall {
     shared: Arc<Shared>,
     id: ChannelCallId,
     /// Its status was taken (or another handle owns its lifetime).
     done: bool,
+    /// Interceptors to tell how it ended, if the channel has any.
+    observer: Option<Observer>,
 }
 
 impl RawCall {
@@ -470,11 +589,20 @@ impl RawCall {
             })
         })
         .await;
-        if matches!(event, ClientEvent::Status(..)) {
-            self.done = true;
-            self.shared.with(|st| Shared::drop_call(st, id));
+        if let ClientEvent::Status(status, _) = &event {
+            self.ended(status);
         }
         event
+    }
+
+    /// The call's status arrived: it is over.
+    fn ended(&mut self, status: &Status) {
+        self.done = true;
+        let id = self.id;
+        self.shared.with(|st| Shared::drop_call(st, id));
+        if let Some(o) = self.observer.take() {
+            o.channel.after(&o.path, o.kind, status);
+        }
     }
 
     /// Reads a unary-style response: headers, exactly one message, status.
@@ -530,6 +658,10 @@ impl Drop for RawCall {
                 st.core.forget(id);
                 Shared::drop_call(st, id);
             });
+            if let Some(o) = self.observer.take() {
+                let status = Status::cancelled("call dropped by the application");
+                o.channel.after(&o.path, o.kind, &status);
+            }
         }
     }
 }
@@ -624,8 +756,7 @@ impl<C: Codec> Streaming<C> {
                     return Poll::Ready(self.codec.decode(bytes).map(Some));
                 }
                 Some(ClientEvent::Status(status, trailers)) => {
-                    self.call.done = true;
-                    self.call.shared.with(|st| Shared::drop_call(st, id));
+                    self.call.ended(&status);
                     self.trailers = Some(trailers);
                     self.status = Some(status);
                 }

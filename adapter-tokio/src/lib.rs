@@ -8,13 +8,15 @@
 pub mod channel;
 pub mod codec;
 pub mod driver;
+pub mod intercept;
 pub mod server;
 
-pub use channel::{CallOptions, Channel, ChannelBuilder, Response, Sender, Streaming};
+pub use channel::{BuildError, CallOptions, Channel, ChannelBuilder, Response, Sender, Streaming};
 #[cfg(feature = "prost")]
 pub use codec::ProstCodec;
 pub use codec::{BytesCodec, Codec};
 pub use grpc_sansio::grpc::code::Code;
 pub use grpc_sansio::grpc::metadata::Metadata;
 pub use grpc_sansio::grpc::status::Status;
+pub use intercept::{BearerToken, CallCredentials, CallInfo, CallKind, Interceptor};
 pub use server::{Incoming, Outgoing, Reply, Request, Server, ServerBuilder};

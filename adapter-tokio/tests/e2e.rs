@@ -134,8 +134,10 @@ async fn four_call_kinds_with_metadata() {
         .unwrap();
     assert_eq!(reply.message, Bytes::from_static(b"71000"));
 
-    let (mut tx, mut rx) =
-        channel.bidi_streaming::<BytesCodec>("/test.Echo/Chat", CallOptions::new());
+    let (mut tx, mut rx) = channel
+        .bidi_streaming::<BytesCodec>("/test.Echo/Chat", CallOptions::new())
+        .await
+        .unwrap();
     for i in 0..10 {
         let m = Bytes::from(format!("m{i}"));
         tx.send(m.clone()).await.unwrap();
@@ -221,8 +223,10 @@ async fn dropping_a_stream_cancels_the_call_on_the_server() {
         .connect()
         .await
         .unwrap();
-    let (tx, mut rx) =
-        channel.bidi_streaming::<BytesCodec>("/test.Echo/Forever", CallOptions::new());
+    let (tx, mut rx) = channel
+        .bidi_streaming::<BytesCodec>("/test.Echo/Forever", CallOptions::new())
+        .await
+        .unwrap();
     assert_eq!(
         rx.message().await.unwrap(),
         Some(Bytes::from_static(b"first"))
