@@ -302,7 +302,8 @@ pub struct ResponseReader {
     decoder: MessageDecoder,
     /// The response's `grpc-encoding`, `None` when absent.
     encoding: Option<Bytes>,
-    events: VecDeque<ClientEvent>,
+    /// Pending events, each message with the window bytes it holds.
+    events: VecDeque<(ClientEvent, usize)>,
     /// Flow-control window held by undelivered messages.
     ledger: ReleaseLedger,
     /// The code to reset the stream with, when the reader failed the call.
@@ -343,11 +344,9 @@ impl ResponseReader {
 
     /// The next event, in order; `None` when nothing is pending.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        let event = self.events.pop_front();
-        if matches!(event, Some(ClientEvent::Message(_))) {
-            self.ledger.on_delivered();
-        }
-        event
+        let (event, hold) = self.events.pop_front()?;
+        self.ledger.on_delivered(hold);
+        Some(event)
     }
 
     /// Bytes of DATA that delivered messages (taken with
@@ -412,7 +411,7 @@ impl ResponseReader {
             Ok(md) => {
                 self.encoding = first(fields, b"grpc-encoding").map(Bytes::copy_from_slice);
                 self.phase = Phase::Body;
-                self.events.push_back(ClientEvent::Headers(md));
+                self.events.push_back((ClientEvent::Headers(md), 0));
             }
             Err(e) => self.fail(
                 Status::internal(format!("malformed response headers: {e}")),
@@ -456,10 +455,10 @@ impl ResponseReader {
         let held = self.drain(!end_stream);
         if end_stream && self.phase != Phase::Done {
             self.phase = Phase::Done;
-            self.events.push_back(ClientEvent::Status(
+            self.events.push_back((ClientEvent::Status(
                 Status::internal("server closed the stream without sending trailers"),
                 Metadata::new(),
-            ));
+            ), 0));
         }
         len - held
     }
@@ -540,8 +539,9 @@ impl ResponseReader {
             };
             match decode_payload_with_header(&msg, self.encoding.as_deref(), max) {
                 Ok(payload) => {
-                    held += self.ledger.on_message(msg.data.len());
-                    self.events.push_back(ClientEvent::Message(payload));
+                    let hold = self.ledger.on_message(msg.data.len());
+                    held += hold;
+                    self.events.push_back((ClientEvent::Message(payload), hold));
                 }
                 Err(e) => {
                     let status = Status::new(code_named(e.grpc_code_name()), e.to_string());
@@ -590,7 +590,7 @@ impl ResponseReader {
             return;
         }
         self.phase = Phase::Done;
-        self.events.push_back(ClientEvent::Status(status, trailers));
+        self.events.push_back((ClientEvent::Status(status, trailers), 0));
     }
 }
 

@@ -129,7 +129,7 @@ const ASSEMBLY_START: usize = 64 * 1024;
 pub struct MessageDecoder {
     max: usize,
     /// Pushed chunks not yet consumed, in order; none is empty.
-    queue: VecDeque<Bytes>,
+    queue: Chunks,
     /// Bytes of a prefix split across chunks, gathered so far.
     prefix: [u8; PREFIX_LEN],
     /// How many of `prefix` are filled (`0..PREFIX_LEN`).
@@ -159,7 +159,7 @@ impl MessageDecoder {
     pub fn with_max_message_size(max: usize) -> MessageDecoder {
         MessageDecoder {
             max,
-            queue: VecDeque::new(),
+            queue: Chunks::default(),
             prefix: [0; PREFIX_LEN],
             prefix_have: 0,
             current: None,
@@ -333,7 +333,7 @@ impl MessageDecoder {
             }
         };
         self.error = Some(error);
-        self.queue = VecDeque::new();
+        self.queue = Chunks::default();
         self.current = None;
         self.prefix_have = 0;
         self.held = 0;
@@ -352,6 +352,32 @@ impl MessageDecoder {
     /// the call layer reports as INTERNAL. False after an error.
     pub fn is_mid_message(&self) -> bool {
         self.held > 0
+    }
+}
+
+/// A FIFO of chunks that keeps the first one inline: most streams hold one chunk at a
+/// time (a unary message in one DATA frame), and then no queue is ever allocated.
+#[derive(Debug, Default)]
+struct Chunks {
+    first: Option<Bytes>,
+    rest: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    fn front_mut(&mut self) -> Option<&mut Bytes> {
+        self.first.as_mut()
+    }
+
+    fn pop_front(&mut self) {
+        self.first = self.rest.pop_front();
+    }
+
+    fn push_back(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
     }
 }
 

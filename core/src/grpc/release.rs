@@ -6,15 +6,14 @@
 //! are released as they arrive: holding them could deadlock a message larger than the
 //! window, and the decoder bounds them by the receive limit anyway.
 
-use std::collections::VecDeque;
-
 use super::message::PREFIX_LEN;
 
-/// The held bytes of each queued message, in queue order, and what became free.
+/// What the current chunk carried over, and what became free.
+///
+/// The caller keeps each queued message's hold next to the message (so no second
+/// queue is needed) and reports it back with [`on_delivered`](Self::on_delivered).
 #[derive(Debug, Default)]
 pub(crate) struct ReleaseLedger {
-    /// Bytes each undelivered message still holds.
-    holds: VecDeque<usize>,
     /// Bytes of the chunk being processed that belong to a message begun in an earlier
     /// chunk, and were released then.
     carried: usize,
@@ -35,16 +34,12 @@ impl ReleaseLedger {
         let wire = PREFIX_LEN + body_len;
         let earlier = self.carried.min(wire);
         self.carried -= earlier;
-        let hold = wire - earlier;
-        self.holds.push_back(hold);
-        hold
+        wire - earlier
     }
 
-    /// The application took the oldest queued message.
-    pub(crate) fn on_delivered(&mut self) {
-        if let Some(hold) = self.holds.pop_front() {
-            self.released += hold;
-        }
+    /// The application took a message that held `hold` bytes.
+    pub(crate) fn on_delivered(&mut self, hold: usize) {
+        self.released += hold;
     }
 
     /// Bytes that became free since the last call.
@@ -61,9 +56,10 @@ mod tests {
     fn a_message_in_one_chunk_holds_all_its_bytes_until_delivered() {
         let mut l = ReleaseLedger::default();
         l.start_chunk(0);
-        assert_eq!(l.on_message(10), 15);
+        let hold = l.on_message(10);
+        assert_eq!(hold, 15);
         assert_eq!(l.take_released(), 0);
-        l.on_delivered();
+        l.on_delivered(hold);
         assert_eq!(l.take_released(), 15);
         assert_eq!(l.take_released(), 0);
     }
@@ -73,18 +69,14 @@ mod tests {
         let mut l = ReleaseLedger::default();
         // 8 bytes of a 5 + 10 byte message arrived (and were released) earlier.
         l.start_chunk(8);
-        assert_eq!(l.on_message(10), 7);
+        let a = l.on_message(10);
+        assert_eq!(a, 7);
         // A second message completed in the same chunk holds all of its bytes.
-        assert_eq!(l.on_message(3), 8);
-        l.on_delivered();
-        l.on_delivered();
+        let b = l.on_message(3);
+        assert_eq!(b, 8);
+        l.on_delivered(a);
+        l.on_delivered(b);
         assert_eq!(l.take_released(), 15);
     }
 
-    #[test]
-    fn delivering_with_nothing_queued_frees_nothing() {
-        let mut l = ReleaseLedger::default();
-        l.on_delivered();
-        assert_eq!(l.take_released(), 0);
-    }
 }

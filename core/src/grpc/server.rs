@@ -472,7 +472,8 @@ pub struct RequestReader {
     phase: Phase,
     decoder: MessageDecoder,
     encoding: Option<Encoding>,
-    events: VecDeque<ServerEvent>,
+    /// Pending events, each message with the window bytes it holds.
+    events: VecDeque<(ServerEvent, usize)>,
     /// Flow-control window held by undelivered messages.
     ledger: ReleaseLedger,
     reset: Option<ErrorCode>,
@@ -503,11 +504,9 @@ impl RequestReader {
 
     /// The next event, in order; `None` when nothing is pending.
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        let event = self.events.pop_front();
-        if matches!(event, Some(ServerEvent::Message(_))) {
-            self.ledger.on_delivered();
-        }
-        event
+        let (event, hold) = self.events.pop_front()?;
+        self.ledger.on_delivered(hold);
+        Some(event)
     }
 
     /// Bytes of DATA that delivered messages (taken with
@@ -605,7 +604,7 @@ impl RequestReader {
             self.fail(status);
         } else {
             self.phase = Phase::HalfClosed;
-            self.events.push_back(ServerEvent::HalfClosed);
+            self.events.push_back((ServerEvent::HalfClosed, 0));
         }
     }
 
@@ -626,8 +625,9 @@ impl RequestReader {
             };
             match result {
                 Ok((payload, wire_len)) => {
-                    held += self.ledger.on_message(wire_len);
-                    self.events.push_back(ServerEvent::Message(payload));
+                    let hold = self.ledger.on_message(wire_len);
+                    held += hold;
+                    self.events.push_back((ServerEvent::Message(payload), hold));
                 }
                 Err(status) => {
                     if open {
@@ -647,7 +647,7 @@ impl RequestReader {
             return;
         }
         self.phase = Phase::Failed;
-        self.events.push_back(ServerEvent::Failed(status));
+        self.events.push_back((ServerEvent::Failed(status), 0));
     }
 }
 
