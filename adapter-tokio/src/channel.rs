@@ -26,6 +26,9 @@ use grpc_sansio::h2::ClientKeepaliveConfig;
 use crate::codec::Codec;
 use crate::driver::{Connector, Resolver, Shared, TcpConnector, now};
 use crate::intercept::{CallCredentials, CallInfo, CallKind, Interceptor};
+use crate::proxy::{ProxyConfig, ProxyConnector};
+#[cfg(feature = "tls")]
+use crate::tls::{TlsConfig, TlsConnector};
 
 /// Per-call options.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +90,9 @@ pub struct ChannelBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     credentials: Option<Arc<dyn CallCredentials>>,
     insecure_credentials_ok: bool,
+    proxy: Option<ProxyConfig>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
 }
 
 impl std::fmt::Debug for ChannelBuilder {
@@ -188,6 +194,27 @@ impl ChannelBuilder {
         self
     }
 
+    /// TLS with this configuration (ALPN `h2` required; `:scheme` becomes `https`).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self.config.scheme = Scheme::Https;
+        self
+    }
+
+    /// Connects through this HTTP CONNECT proxy (TLS, if any, runs inside the tunnel).
+    pub fn proxy(mut self, proxy: ProxyConfig) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// No proxy, even if `grpc_proxy` / `https_proxy` are set (the default is to use
+    /// them, as grpc-go does).
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = None;
+        self
+    }
+
     /// Adds an interceptor; they run in the order added.
     pub fn interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
         self.interceptors.push(interceptor);
@@ -236,7 +263,18 @@ impl ChannelBuilder {
         let core = CoreChannel::new(&self.target, config, now())
             .map_err(|e: ChannelError| BuildError(e.to_string()))?;
         let authority = core.authority().to_owned();
-        let shared = Shared::start(core, self.connector, self.resolvers);
+        // The connection stack: the base connector (TCP or the user's), the proxy
+        // tunnel over it, TLS inside the tunnel.
+        let mut connector = self.connector;
+        if let Some(proxy) = self.proxy {
+            connector = Arc::new(ProxyConnector::new(proxy, connector));
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls {
+            let tls = TlsConnector::try_new(tls).map_err(|e| BuildError(format!("TLS: {e}")))?;
+            connector = Arc::new(tls.over(connector));
+        }
+        let shared = Shared::start(core, connector, self.resolvers);
         Ok(Channel {
             inner: Arc::new(Inner {
                 shared,
@@ -318,6 +356,10 @@ impl Channel {
             interceptors: Vec::new(),
             credentials: None,
             insecure_credentials_ok: false,
+            // As grpc-go: a proxy from the environment unless told otherwise.
+            proxy: ProxyConfig::from_env(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -462,7 +504,9 @@ impl Channel {
         let codec = C::default();
         let bytes = codec.encode(request)?;
         let mut call = self.start(path, CallKind::Unary, options).await?;
-        call.send(bytes, true).await?;
+        // A call that already ended (no usable connection, say) has its real status
+        // waiting: read it rather than reporting the refused send.
+        call.send_or_ended(bytes, true).await?;
         call.single_response(&codec).await
     }
 
@@ -482,9 +526,11 @@ impl Channel {
         let mut requests = std::pin::pin!(requests);
         while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
             let bytes = codec.encode(request)?;
-            if call.send(bytes, false).await.is_err() {
+            match call.send(bytes, false).await {
+                Ok(()) => {}
                 // The call ended early: its status says why.
-                break;
+                Err(status) if status == call_ended() => break,
+                Err(status) => return Err(status),
             }
         }
         call.close_send();
@@ -501,7 +547,7 @@ impl Channel {
         let codec = C::default();
         let bytes = codec.encode(request)?;
         let mut call = self.start(path, CallKind::ServerStreaming, options).await?;
-        call.send(bytes, true).await?;
+        call.send_or_ended(bytes, true).await?;
         Ok(Streaming::new(call, codec))
     }
 
@@ -567,6 +613,15 @@ impl RawCall {
             })
         })
         .await
+    }
+
+    /// [`send`](Self::send), where a call that has already ended is not an error (its
+    /// status follows from the response side); other failures (too large) are.
+    async fn send_or_ended(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
+        match self.send(message, last).await {
+            Err(status) if status == call_ended() => Ok(()),
+            other => other,
+        }
     }
 
     fn close_send(&mut self) {

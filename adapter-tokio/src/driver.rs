@@ -2,7 +2,7 @@
 //! mutex, and the tasks that serve it — a timer task, a resolver task, and per
 //! connection a reader and a writer.
 //!
-//! Every touch of the core goes through [`Shared::with`], which runs the closure under
+//! Every touch of the core goes through `Shared::with`, which runs the closure under
 //! the lock and then *settles*: it executes the core's actions (spawn a connect or a
 //! resolution, wake a connection's writer, close a socket) and delivers its events
 //! (wake the tasks waiting on a call, publish state changes, log trace lines). Nothing

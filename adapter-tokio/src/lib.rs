@@ -9,7 +9,10 @@ pub mod channel;
 pub mod codec;
 pub mod driver;
 pub mod intercept;
+pub mod proxy;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use channel::{BuildError, CallOptions, Channel, ChannelBuilder, Response, Sender, Streaming};
 #[cfg(feature = "prost")]
@@ -19,4 +22,7 @@ pub use grpc_sansio::grpc::code::Code;
 pub use grpc_sansio::grpc::metadata::Metadata;
 pub use grpc_sansio::grpc::status::Status;
 pub use intercept::{BearerToken, CallCredentials, CallInfo, CallKind, Interceptor};
+pub use proxy::{ProxyConfig, ProxyConnector};
 pub use server::{Incoming, Outgoing, Reply, Request, Server, ServerBuilder};
+#[cfg(feature = "tls")]
+pub use tls::{TlsAcceptor, TlsConfig, TlsConnector, serve_tls};

@@ -230,6 +230,41 @@ impl Server {
         }
     }
 
+    /// Accepts TLS connections on `listener` until [`shutdown`](Self::shutdown); each
+    /// handshake runs in its own task, so a slow client never holds up accepting.
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls(
+        &self,
+        listener: tokio::net::TcpListener,
+        acceptor: crate::tls::TlsAcceptor,
+    ) -> std::io::Result<()> {
+        let mut stop = self.inner.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        // One connection's trouble must not end the listener.
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::Interrupted) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let server = self.clone();
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(io) => server.serve_connection(io),
+                            Err(e) => tracing::debug!(target: "grpc_sansio::server", %peer, "TLS handshake failed: {e}"),
+                        }
+                    });
+                }
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    }
+
     /// Serves one already-accepted connection (TLS-wrapped, unix, in-memory…) in the
     /// background.
     pub fn serve_connection(&self, io: Box<dyn Io>) {

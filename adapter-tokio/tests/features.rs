@@ -173,3 +173,22 @@ async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory() {
     );
     assert!(sent >= 64 * 1024, "sent at least one message");
 }
+
+#[tokio::test]
+async fn calls_on_a_failing_channel_report_the_connection_error() {
+    // A port with nothing listening.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let channel = Channel::builder(format!("passthrough:///{addr}"))
+        .connect_lazy()
+        .unwrap();
+    for attempt in 0..3 {
+        let err = channel
+            .unary::<BytesCodec>("/t.S/Echo", Bytes::new(), CallOptions::new())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, Code::Unavailable, "attempt {attempt}: {err:?}");
+        assert!(err.message.contains("refused"), "attempt {attempt}: {}", err.message);
+    }
+}
