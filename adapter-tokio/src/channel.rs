@@ -819,6 +819,14 @@ impl<C: Codec> Streaming<C> {
         }
     }
 
+    /// Cancels the call: the stream is reset with CANCEL and the next
+    /// [`message`](Self::message) reports CANCELLED (unless the call had already ended).
+    pub fn cancel(&mut self) {
+        if self.status.is_none() {
+            self.call.cancel();
+        }
+    }
+
     /// The response headers' metadata, once they arrived.
     pub fn headers(&self) -> Option<&Metadata> {
         self.headers.as_ref()

@@ -19,6 +19,7 @@ pub use channel::{BuildError, CallOptions, Channel, ChannelBuilder, Response, Se
 pub use codec::ProstCodec;
 pub use codec::{BytesCodec, Codec};
 pub use grpc_sansio::grpc::code::Code;
+pub use grpc_sansio::grpc::compression::Encoding;
 pub use grpc_sansio::grpc::metadata::Metadata;
 pub use grpc_sansio::grpc::status::Status;
 pub use intercept::{BearerToken, CallCredentials, CallInfo, CallKind, Interceptor};

@@ -42,15 +42,19 @@ pub struct Reply<T> {
     pub metadata: Metadata,
     /// Trailer metadata.
     pub trailers: Metadata,
+    /// Compress the response (only if the client accepts the encoding; otherwise it
+    /// goes uncompressed).
+    pub compression: Option<Encoding>,
 }
 
 impl<T> Reply<T> {
-    /// A reply with no metadata.
+    /// A reply with no metadata, uncompressed.
     pub fn new(message: T) -> Reply<T> {
         Reply {
             message,
             metadata: Metadata::new(),
             trailers: Metadata::new(),
+            compression: None,
         }
     }
 }
@@ -114,6 +118,10 @@ impl ServerBuilder {
                         message,
                     })
                     .await?;
+                    if let Some(encoding) = reply.compression {
+                        // A client that does not accept it gets the reply uncompressed.
+                        let _ = outgoing.set_compression(encoding);
+                    }
                     outgoing.send_headers(reply.metadata)?;
                     outgoing.send(reply.message).await?;
                     outgoing.set_trailers(reply.trailers);

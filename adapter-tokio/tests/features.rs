@@ -189,6 +189,10 @@ async fn calls_on_a_failing_channel_report_the_connection_error() {
             .await
             .unwrap_err();
         assert_eq!(err.code, Code::Unavailable, "attempt {attempt}: {err:?}");
-        assert!(err.message.contains("refused"), "attempt {attempt}: {}", err.message);
+        assert!(
+            err.message.contains("refused"),
+            "attempt {attempt}: {}",
+            err.message
+        );
     }
 }

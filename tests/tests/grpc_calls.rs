@@ -582,3 +582,25 @@ fn many_calls_over_random_chunkings_all_complete() {
         assert_eq!(p.server.open_calls(), 0);
     }
 }
+
+#[test]
+fn the_server_answers_deadline_exceeded_at_its_deadline() {
+    let mut p = CallPair::new(20);
+    let deadline = p.now + Duration::from_secs(1);
+    let (id, sid, _) = p.start(&CallPair::request("/pkg.S/Slow").deadline(deadline));
+    // Only the server's timer fires (the client's clock lags): the client still gets
+    // the status from the server's trailers.
+    p.now += Duration::from_secs(1);
+    p.server.handle_timeout(p.now);
+    p.drive();
+    let events = p.client_call(id);
+    let (status, _) = status_of(&events);
+    assert_eq!(status.code, Code::DeadlineExceeded);
+    assert_eq!(status.message, "deadline exceeded");
+    let server = p.server_call(sid);
+    assert!(
+        matches!(&server[..], [ServerEvent::Failed(s)] if s.code == Code::DeadlineExceeded),
+        "{server:?}"
+    );
+    assert_eq!(p.server.connection().open_streams(), 0);
+}

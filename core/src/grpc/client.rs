@@ -455,10 +455,13 @@ impl ResponseReader {
         let held = self.drain(!end_stream);
         if end_stream && self.phase != Phase::Done {
             self.phase = Phase::Done;
-            self.events.push_back((ClientEvent::Status(
-                Status::internal("server closed the stream without sending trailers"),
-                Metadata::new(),
-            ), 0));
+            self.events.push_back((
+                ClientEvent::Status(
+                    Status::internal("server closed the stream without sending trailers"),
+                    Metadata::new(),
+                ),
+                0,
+            ));
         }
         len - held
     }
@@ -590,7 +593,8 @@ impl ResponseReader {
             return;
         }
         self.phase = Phase::Done;
-        self.events.push_back((ClientEvent::Status(status, trailers), 0));
+        self.events
+            .push_back((ClientEvent::Status(status, trailers), 0));
     }
 }
 

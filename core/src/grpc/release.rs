@@ -78,5 +78,4 @@ mod tests {
         l.on_delivered(b);
         assert_eq!(l.take_released(), 15);
     }
-
 }

@@ -147,8 +147,9 @@ impl ServerTransport {
         }
     }
 
-    /// Time passed: connection timers, and calls past their `grpc-timeout` are reset
-    /// with CANCEL and fail DEADLINE_EXCEEDED for the handler.
+    /// Time passed: connection timers, and calls past their `grpc-timeout` end: the
+    /// client gets DEADLINE_EXCEEDED in trailers, the stream is then reset with CANCEL,
+    /// and the handler reads `Failed(DEADLINE_EXCEEDED)`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.conn.handle_timeout(now);
@@ -158,12 +159,23 @@ impl ServerTransport {
                 continue;
             };
             call.deadline = None;
+            let status = Status::deadline_exceeded("deadline exceeded");
             if !call.stream_gone {
                 call.stream_gone = true;
-                let _ = self.conn.reset(id.0, ErrorCode::Cancel);
+                // The client learns why (grpc-status 4, as grpc-go and C-core servers
+                // answer), then the stream is reset with CANCEL so nothing more flows.
+                let fields = if call.headers_sent {
+                    trailers(&status, &Metadata::new())
+                } else {
+                    trailers_only(&status, &Metadata::new(), &call.content_subtype)
+                };
+                if self.conn.send_headers(id.0, fields, true).is_ok() {
+                    let _ = self.conn.reset_after_end(id.0, ErrorCode::Cancel);
+                } else {
+                    let _ = self.conn.reset(id.0, ErrorCode::Cancel);
+                }
             }
-            call.reader
-                .cancel(Status::deadline_exceeded("deadline exceeded"));
+            call.reader.cancel(status);
             self.notify(id);
         }
     }

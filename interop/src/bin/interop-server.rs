@@ -1,0 +1,70 @@
+//! The interop test server: grpc.testing.TestService on `--port`.
+
+use grpc_sansio_interop::flags::Flags;
+
+const USAGE: &str =
+    "usage: interop-server --port=PORT [--use_tls=false] [--tls_cert_file=F] [--tls_key_file=F]";
+
+fn main() {
+    let flags = match Flags::parse(
+        std::env::args().skip(1),
+        &["port", "use_tls", "tls_cert_file", "tls_key_file"],
+        &["use_tls"],
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let use_tls = flags.bool("use_tls").unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let acceptor = if use_tls {
+        let (Some(cert), Some(key)) = (flags.get("tls_cert_file"), flags.get("tls_key_file"))
+        else {
+            eprintln!("--use_tls needs --tls_cert_file and --tls_key_file\n{USAGE}");
+            std::process::exit(2);
+        };
+        let read = |path: &str| {
+            std::fs::read(path).unwrap_or_else(|e| {
+                eprintln!("reading {path}: {e}");
+                std::process::exit(2)
+            })
+        };
+        match grpc_sansio_tokio::TlsAcceptor::new(&read(cert), &read(key)) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("TLS: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        None
+    };
+    let port: u16 = match flags.get_or("port", "").parse() {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!("--port must be a port number\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let result = rt.block_on(async {
+        // Both address families when the host has them; IPv4 otherwise.
+        let listener = match tokio::net::TcpListener::bind(("::", port)).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind(("0.0.0.0", port)).await?,
+        };
+        eprintln!("interop-server listening on {}", listener.local_addr()?);
+        match acceptor {
+            Some(acceptor) => grpc_sansio_interop::server::serve_tls(listener, acceptor).await,
+            None => grpc_sansio_interop::server::serve(listener).await,
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("interop-server: {e}");
+        std::process::exit(1);
+    }
+}

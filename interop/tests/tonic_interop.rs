@@ -1,0 +1,901 @@
+//! Interop with tonic (hyper + h2): our interop client against a tonic TestService
+//! server, and a tonic interop client against our server. Both tonic sides are written
+//! by hand the way tonic-build's generated code is (no protoc): the server is a
+//! `tower::Service<http::Request<_>>` dispatching on the path to
+//! `tonic::server::Grpc`, the client drives `tonic::client::Grpc`, both with tonic's
+//! prost codec.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use grpc_sansio_interop::client_cases::{self, CASES};
+use grpc_sansio_interop::proto::{
+    BoolValue, EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
+    StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest,
+    StreamingOutputCallResponse, zero_payload,
+};
+use grpc_sansio_interop::server::{ECHO_INITIAL, ECHO_TRAILING};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{CompressionEncoding, SingleMessageCompressionOverride};
+use tonic::codegen::{BoxFuture, Bytes, Service, StdError, http};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status, Streaming};
+use tonic_prost::ProstCodec;
+
+const SERVICE: &str = "grpc.testing.TestService";
+
+// ---------------------------------------------------------------------------------
+// The tonic server.
+
+/// Whether the request came with a compressing `grpc-encoding` (an http extension the
+/// dispatcher sets, read by the handlers' `expect_compressed` checks).
+#[derive(Clone, Copy)]
+struct RequestCompressed(bool);
+
+/// One method: a closure as the `tower::Service` tonic's `Grpc` takes.
+struct Method<F>(F);
+
+impl<F, Req, Resp> Service<Request<Req>> for Method<F>
+where
+    F: FnMut(Request<Req>) -> BoxFuture<Response<Resp>, Status>,
+{
+    type Response = Response<Resp>;
+    type Error = Status;
+    type Future = BoxFuture<Response<Resp>, Status>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Req>) -> Self::Future {
+        (self.0)(request)
+    }
+}
+
+type Responses = ReceiverStream<Result<StreamingOutputCallResponse, Status>>;
+
+fn grpc<E, D>() -> tonic::server::Grpc<ProstCodec<E, D>>
+where
+    E: prost::Message + Send + 'static,
+    D: prost::Message + Default + Send + 'static,
+{
+    tonic::server::Grpc::new(ProstCodec::default())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+}
+
+#[derive(Clone, Copy)]
+struct TonicTestService;
+
+impl tonic::server::NamedService for TonicTestService {
+    const NAME: &'static str = SERVICE;
+}
+
+impl<B> Service<http::Request<B>> for TonicTestService
+where
+    B: http_body::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let compressed = req
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        req.extensions_mut().insert(RequestCompressed(compressed));
+        let echo_initial: Vec<_> = req
+            .headers()
+            .get_all(ECHO_INITIAL)
+            .iter()
+            .cloned()
+            .collect();
+        let echo_trailing: Vec<_> = req
+            .headers()
+            .get_all(ECHO_TRAILING)
+            .iter()
+            .cloned()
+            .collect();
+        let path = req.uri().path().to_owned();
+        Box::pin(async move {
+            let method = path.rsplit('/').next().unwrap_or_default();
+            let mut resp = match method {
+                "EmptyCall" => grpc::<Empty, Empty>().unary(Method(empty_call), req).await,
+                "UnaryCall" => {
+                    grpc::<SimpleResponse, SimpleRequest>()
+                        .unary(Method(unary_call), req)
+                        .await
+                }
+                "StreamingOutputCall" => {
+                    grpc::<StreamingOutputCallResponse, StreamingOutputCallRequest>()
+                        .server_streaming(Method(streaming_output_call), req)
+                        .await
+                }
+                "StreamingInputCall" => {
+                    grpc::<StreamingInputCallResponse, StreamingInputCallRequest>()
+                        .client_streaming(Method(streaming_input_call), req)
+                        .await
+                }
+                "FullDuplexCall" => {
+                    grpc::<StreamingOutputCallResponse, StreamingOutputCallRequest>()
+                        .streaming(Method(full_duplex_call), req)
+                        .await
+                }
+                "HalfDuplexCall" => {
+                    grpc::<StreamingOutputCallResponse, StreamingOutputCallRequest>()
+                        .streaming(Method(half_duplex_call), req)
+                        .await
+                }
+                _ => Status::unimplemented(format!("unknown method {path}")).into_http(),
+            };
+            for v in echo_initial {
+                resp.headers_mut().append(ECHO_INITIAL, v);
+            }
+            if !echo_trailing.is_empty() {
+                resp = resp.map(|inner| {
+                    tonic::body::Body::new(WithTrailers {
+                        inner,
+                        extra: echo_trailing,
+                    })
+                });
+            }
+            Ok(resp)
+        })
+    }
+}
+
+/// A response body whose trailers get extra fields (tonic has no API for trailers on a
+/// successful response). A trailers-only response (no trailers frame) is left alone.
+struct WithTrailers {
+    inner: tonic::body::Body,
+    extra: Vec<http::HeaderValue>,
+}
+
+impl http_body::Body for WithTrailers {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_trailers() {
+                Ok(mut trailers) => {
+                    for v in this.extra.drain(..) {
+                        trailers.append(ECHO_TRAILING, v);
+                    }
+                    Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))))
+                }
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+fn requested_status(s: &Option<EchoStatus>) -> Result<(), Status> {
+    match s {
+        Some(s) if s.code != 0 => Err(Status::new(Code::from_i32(s.code), s.message.clone())),
+        _ => Ok(()),
+    }
+}
+
+fn check_compressed<T>(req: &Request<T>, expect: Option<BoolValue>) -> Result<(), Status> {
+    let compressed = req
+        .extensions()
+        .get::<RequestCompressed>()
+        .is_some_and(|c| c.0);
+    if expect.is_some_and(|b| b.value) && !compressed {
+        return Err(Status::invalid_argument("expected a compressed request"));
+    }
+    Ok(())
+}
+
+fn empty_call(_: Request<Empty>) -> BoxFuture<Response<Empty>, Status> {
+    Box::pin(async { Ok(Response::new(Empty {})) })
+}
+
+fn unary_call(req: Request<SimpleRequest>) -> BoxFuture<Response<SimpleResponse>, Status> {
+    Box::pin(async move {
+        check_compressed(&req, req.get_ref().expect_compressed)?;
+        let r = req.into_inner();
+        requested_status(&r.response_status)?;
+        let mut resp = Response::new(SimpleResponse {
+            payload: Some(zero_payload(r.response_size as usize)),
+            ..Default::default()
+        });
+        if !r.response_compressed.is_some_and(|b| b.value) {
+            resp.extensions_mut()
+                .insert(SingleMessageCompressionOverride::Disable);
+        }
+        Ok(resp)
+    })
+}
+
+async fn respond(
+    req: &StreamingOutputCallRequest,
+    tx: &tokio::sync::mpsc::Sender<Result<StreamingOutputCallResponse, Status>>,
+) -> Result<(), ()> {
+    if let Err(s) = requested_status(&req.response_status) {
+        let _ = tx.send(Err(s)).await;
+        return Err(());
+    }
+    for p in &req.response_parameters {
+        if p.interval_us > 0 {
+            tokio::time::sleep(Duration::from_micros(p.interval_us as u64)).await;
+        }
+        let m = StreamingOutputCallResponse {
+            payload: Some(zero_payload(p.size as usize)),
+        };
+        tx.send(Ok(m)).await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+fn streaming_output_call(
+    req: Request<StreamingOutputCallRequest>,
+) -> BoxFuture<Response<Responses>, Status> {
+    Box::pin(async move {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let req = req.into_inner();
+        tokio::spawn(async move { respond(&req, &tx).await });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    })
+}
+
+fn streaming_input_call(
+    req: Request<Streaming<StreamingInputCallRequest>>,
+) -> BoxFuture<Response<StreamingInputCallResponse>, Status> {
+    Box::pin(async move {
+        let compressed = req
+            .extensions()
+            .get::<RequestCompressed>()
+            .is_some_and(|c| c.0);
+        let mut stream = req.into_inner();
+        let mut total = 0;
+        while let Some(m) = stream.message().await? {
+            if m.expect_compressed.is_some_and(|b| b.value) && !compressed {
+                return Err(Status::invalid_argument("expected a compressed request"));
+            }
+            total += m.payload.map_or(0, |p| p.body.len());
+        }
+        Ok(Response::new(StreamingInputCallResponse {
+            aggregated_payload_size: total as i32,
+        }))
+    })
+}
+
+fn full_duplex_call(
+    req: Request<Streaming<StreamingOutputCallRequest>>,
+) -> BoxFuture<Response<Responses>, Status> {
+    Box::pin(async move {
+        let mut stream = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                match stream.message().await {
+                    Ok(Some(m)) => {
+                        if respond(&m, &tx).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(s) => {
+                        let _ = tx.send(Err(s)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    })
+}
+
+fn half_duplex_call(
+    req: Request<Streaming<StreamingOutputCallRequest>>,
+) -> BoxFuture<Response<Responses>, Status> {
+    Box::pin(async move {
+        let mut stream = req.into_inner();
+        let mut all = Vec::new();
+        while let Some(m) = stream.message().await? {
+            all.push(m);
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for m in &all {
+                if respond(m, &tx).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    })
+}
+
+/// Starts the tonic server on a free port; returns its address.
+async fn start_tonic_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TonicTestService)
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+// ---------------------------------------------------------------------------------
+// The tonic client's test cases.
+
+struct TonicClient {
+    channel: tonic::transport::Channel,
+}
+
+type CaseResult = Result<(), String>;
+
+fn st(what: &str, s: &Status) -> String {
+    format!("{what}: failed with {:?} {:?}", s.code(), s.message())
+}
+
+fn path(method: &str) -> http::uri::PathAndQuery {
+    format!("/{SERVICE}/{method}").parse().unwrap()
+}
+
+fn check_payload(what: &str, p: Option<&Payload>, size: usize) -> CaseResult {
+    let body = p.map_or(&[][..], |p| &p.body[..]);
+    if body.len() != size || body.iter().any(|&b| b != 0) {
+        return Err(format!(
+            "{what}: payload of {} bytes (zeros: {}), expected {size} zero bytes",
+            body.len(),
+            body.iter().all(|&b| b == 0)
+        ));
+    }
+    Ok(())
+}
+
+fn expect_code<T>(what: &str, got: Result<T, Status>, code: Code) -> Result<Status, String> {
+    match got {
+        Ok(_) => Err(format!("{what}: succeeded, expected {code:?}")),
+        Err(s) if s.code() == code => Ok(s),
+        Err(s) => Err(format!("{what}: {}, expected {code:?}", st("call", &s))),
+    }
+}
+
+fn large_request() -> SimpleRequest {
+    SimpleRequest {
+        response_size: 314_159,
+        payload: Some(zero_payload(271_828)),
+        ..Default::default()
+    }
+}
+
+fn output_request(sizes: &[usize], compressed: Option<&[bool]>) -> StreamingOutputCallRequest {
+    StreamingOutputCallRequest {
+        response_parameters: sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| ResponseParameters {
+                size: n as i32,
+                interval_us: 0,
+                compressed: compressed.map(|c| BoolValue { value: c[i] }),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+impl TonicClient {
+    async fn connect(addr: std::net::SocketAddr) -> TonicClient {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .expect("tonic connects to our server");
+        TonicClient { channel }
+    }
+
+    async fn grpc(&self, compress: bool) -> tonic::client::Grpc<tonic::transport::Channel> {
+        let mut g = tonic::client::Grpc::new(self.channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip);
+        if compress {
+            g = g.send_compressed(CompressionEncoding::Gzip);
+        }
+        g.ready().await.expect("channel ready");
+        g
+    }
+
+    async fn unary<Req, Resp>(
+        &self,
+        method: &str,
+        req: Request<Req>,
+        compress: bool,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.grpc(compress)
+            .await
+            .unary(req, path(method), ProstCodec::<Req, Resp>::default())
+            .await
+    }
+
+    async fn input(
+        &self,
+        reqs: Vec<StreamingInputCallRequest>,
+        compress: bool,
+    ) -> Result<Response<StreamingInputCallResponse>, Status> {
+        self.grpc(compress)
+            .await
+            .client_streaming(
+                Request::new(tokio_stream::iter(reqs)),
+                path("StreamingInputCall"),
+                ProstCodec::default(),
+            )
+            .await
+    }
+
+    async fn server_stream(
+        &self,
+        req: StreamingOutputCallRequest,
+    ) -> Result<Streaming<StreamingOutputCallResponse>, Status> {
+        self.grpc(false)
+            .await
+            .server_streaming(
+                Request::new(req),
+                path("StreamingOutputCall"),
+                ProstCodec::default(),
+            )
+            .await
+            .map(Response::into_inner)
+    }
+
+    /// A FullDuplexCall with a request sender.
+    async fn duplex(
+        &self,
+        first: Option<StreamingOutputCallRequest>,
+        close: bool,
+        timeout: Option<Duration>,
+        metadata: Option<MetadataMap>,
+    ) -> (
+        Option<tokio::sync::mpsc::Sender<StreamingOutputCallRequest>>,
+        Result<Response<Streaming<StreamingOutputCallResponse>>, Status>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        if let Some(m) = first {
+            tx.send(m).await.unwrap();
+        }
+        let tx = (!close).then_some(tx);
+        let mut req = Request::new(ReceiverStream::new(rx));
+        if let Some(t) = timeout {
+            req.set_timeout(t);
+        }
+        if let Some(md) = metadata {
+            *req.metadata_mut() = md;
+        }
+        let r = self
+            .grpc(false)
+            .await
+            .streaming(req, path("FullDuplexCall"), ProstCodec::default())
+            .await;
+        (tx, r)
+    }
+
+    async fn run(&self, case: &str) -> CaseResult {
+        match tokio::time::timeout(Duration::from_secs(20), self.run_case(case)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("{case}: did not finish within 20 s")),
+        }
+    }
+
+    async fn run_case(&self, case: &str) -> CaseResult {
+        match case {
+            "empty_unary" => {
+                let r = self
+                    .unary::<Empty, Empty>("EmptyCall", Request::new(Empty {}), false)
+                    .await
+                    .map_err(|s| st("EmptyCall", &s))?;
+                (r.into_inner() == Empty {})
+                    .then_some(())
+                    .ok_or("EmptyCall: not empty".into())
+            }
+            "large_unary" => {
+                let r = self
+                    .unary::<_, SimpleResponse>("UnaryCall", Request::new(large_request()), false)
+                    .await
+                    .map_err(|s| st("UnaryCall", &s))?;
+                check_payload("UnaryCall", r.get_ref().payload.as_ref(), 314_159)
+            }
+            "client_compressed_unary" => {
+                let probe = SimpleRequest {
+                    expect_compressed: Some(BoolValue { value: true }),
+                    ..large_request()
+                };
+                let got = self
+                    .unary::<_, SimpleResponse>("UnaryCall", Request::new(probe.clone()), false)
+                    .await;
+                expect_code("UnaryCall probe", got, Code::InvalidArgument)?;
+                let r = self
+                    .unary::<_, SimpleResponse>("UnaryCall", Request::new(probe), true)
+                    .await
+                    .map_err(|s| st("UnaryCall (gzip)", &s))?;
+                check_payload("UnaryCall (gzip)", r.get_ref().payload.as_ref(), 314_159)?;
+                let plain = SimpleRequest {
+                    expect_compressed: Some(BoolValue { value: false }),
+                    ..large_request()
+                };
+                let r = self
+                    .unary::<_, SimpleResponse>("UnaryCall", Request::new(plain), false)
+                    .await
+                    .map_err(|s| st("UnaryCall (plain)", &s))?;
+                check_payload("UnaryCall (plain)", r.get_ref().payload.as_ref(), 314_159)
+            }
+            "server_compressed_unary" => {
+                for value in [true, false] {
+                    let req = SimpleRequest {
+                        response_compressed: Some(BoolValue { value }),
+                        ..large_request()
+                    };
+                    let what = format!("UnaryCall (response_compressed={value})");
+                    let r = self
+                        .unary::<_, SimpleResponse>("UnaryCall", Request::new(req), false)
+                        .await
+                        .map_err(|s| st(&what, &s))?;
+                    check_payload(&what, r.get_ref().payload.as_ref(), 314_159)?;
+                }
+                Ok(())
+            }
+            "client_streaming" => {
+                let reqs = [27_182, 8, 1_828, 45_904]
+                    .map(|n| StreamingInputCallRequest {
+                        payload: Some(zero_payload(n)),
+                        expect_compressed: None,
+                    })
+                    .to_vec();
+                let r = self
+                    .input(reqs, false)
+                    .await
+                    .map_err(|s| st("StreamingInputCall", &s))?;
+                let n = r.get_ref().aggregated_payload_size;
+                (n == 74_922)
+                    .then_some(())
+                    .ok_or(format!("aggregated_payload_size {n}, expected 74922"))
+            }
+            "client_compressed_streaming" => {
+                let msg = |n, e| StreamingInputCallRequest {
+                    payload: Some(zero_payload(n)),
+                    expect_compressed: Some(BoolValue { value: e }),
+                };
+                let got = self.input(vec![msg(27_182, true)], false).await;
+                expect_code("StreamingInputCall probe", got, Code::InvalidArgument)?;
+                let r = self
+                    .input(vec![msg(27_182, true), msg(45_904, false)], true)
+                    .await
+                    .map_err(|s| st("StreamingInputCall (gzip)", &s))?;
+                let n = r.get_ref().aggregated_payload_size;
+                (n == 73_086)
+                    .then_some(())
+                    .ok_or(format!("aggregated_payload_size {n}, expected 73086"))
+            }
+            "server_streaming" | "server_compressed_streaming" => {
+                let (sizes, compressed): (&[usize], Option<&[bool]>) = if case == "server_streaming"
+                {
+                    (&[31_415, 9, 2_653, 58_979], None)
+                } else {
+                    (&[31_415, 92_653], Some(&[true, false]))
+                };
+                let mut s = self
+                    .server_stream(output_request(sizes, compressed))
+                    .await
+                    .map_err(|s| st("StreamingOutputCall", &s))?;
+                read_all("StreamingOutputCall", &mut s, sizes).await
+            }
+            "ping_pong" => {
+                let rounds = [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)];
+                let mk = |(resp, req): (usize, usize)| StreamingOutputCallRequest {
+                    payload: Some(zero_payload(req)),
+                    ..output_request(&[resp], None)
+                };
+                let (tx, r) = self.duplex(Some(mk(rounds[0])), false, None, None).await;
+                let tx = tx.unwrap();
+                let mut s = r.map_err(|s| st("FullDuplexCall", &s))?.into_inner();
+                for (i, &round) in rounds.iter().enumerate() {
+                    if i > 0 {
+                        tx.send(mk(round))
+                            .await
+                            .map_err(|_| "FullDuplexCall: send failed")?;
+                    }
+                    match s.message().await {
+                        Ok(Some(m)) => {
+                            check_payload(&format!("response {i}"), m.payload.as_ref(), round.0)?
+                        }
+                        Ok(None) => {
+                            return Err(format!("FullDuplexCall: ended after {i} responses"));
+                        }
+                        Err(e) => return Err(st(&format!("FullDuplexCall response {i}"), &e)),
+                    }
+                }
+                drop(tx);
+                read_all("FullDuplexCall end", &mut s, &[]).await
+            }
+            "empty_stream" => {
+                let (_, r) = self.duplex(None, true, None, None).await;
+                let mut s = r.map_err(|s| st("FullDuplexCall", &s))?.into_inner();
+                read_all("FullDuplexCall (no requests)", &mut s, &[]).await
+            }
+            "cancel_after_begin" => {
+                // tonic cancels by dropping the call; no status to observe. The server
+                // must survive it and keep serving.
+                let call = self.input(vec![], false);
+                let _ = tokio::time::timeout(Duration::from_millis(1), call).await;
+                Box::pin(self.run_case("empty_unary")).await
+            }
+            "cancel_after_first_response" => {
+                let first = StreamingOutputCallRequest {
+                    payload: Some(zero_payload(27_182)),
+                    ..output_request(&[31_415], None)
+                };
+                let (tx, r) = self.duplex(Some(first), false, None, None).await;
+                let mut s = r.map_err(|s| st("FullDuplexCall", &s))?.into_inner();
+                match s.message().await {
+                    Ok(Some(m)) => check_payload("response", m.payload.as_ref(), 31_415)?,
+                    other => return Err(format!("FullDuplexCall: first response: {other:?}")),
+                }
+                drop(s);
+                drop(tx);
+                Box::pin(self.run_case("empty_unary")).await
+            }
+            "timeout_on_sleeping_server" => {
+                let first = StreamingOutputCallRequest {
+                    payload: Some(zero_payload(27_182)),
+                    ..Default::default()
+                };
+                let (tx, r) = self
+                    .duplex(Some(first), false, Some(Duration::from_millis(1)), None)
+                    .await;
+                let got = match r {
+                    Ok(resp) => {
+                        let mut s = resp.into_inner();
+                        loop {
+                            match s.message().await {
+                                Ok(Some(_)) => continue,
+                                Ok(None) => break Ok(()),
+                                Err(e) => break Err(e),
+                            }
+                        }
+                    }
+                    Err(e) => Err(e),
+                };
+                drop(tx);
+                expect_code(
+                    "FullDuplexCall (1 ms deadline)",
+                    got,
+                    Code::DeadlineExceeded,
+                )
+                .map(|_| ())
+            }
+            "status_code_and_message" | "special_status_message" => {
+                let message = if case == "status_code_and_message" {
+                    "test status message"
+                } else {
+                    "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n"
+                };
+                let status = Some(EchoStatus {
+                    code: 2,
+                    message: message.into(),
+                });
+                let req = SimpleRequest {
+                    response_status: status.clone(),
+                    ..Default::default()
+                };
+                let got = self
+                    .unary::<_, SimpleResponse>("UnaryCall", Request::new(req), false)
+                    .await;
+                let s = expect_code("UnaryCall", got, Code::Unknown)?;
+                if s.message() != message {
+                    return Err(format!(
+                        "UnaryCall: message {:?}, expected {message:?}",
+                        s.message()
+                    ));
+                }
+                if case == "special_status_message" {
+                    return Ok(());
+                }
+                let req = StreamingOutputCallRequest {
+                    response_status: status,
+                    ..Default::default()
+                };
+                let (_, r) = self.duplex(Some(req), true, None, None).await;
+                let got = match r {
+                    Ok(resp) => read_all("FullDuplexCall", &mut resp.into_inner(), &[]).await,
+                    Err(e) => Err(st("FullDuplexCall", &e)),
+                };
+                match got {
+                    Err(e) if e.contains("Unknown") && e.contains(message) => Ok(()),
+                    other => Err(format!(
+                        "FullDuplexCall: {other:?}, expected Unknown {message:?}"
+                    )),
+                }
+            }
+            "custom_metadata" => {
+                let md = || {
+                    let mut md = MetadataMap::new();
+                    md.insert(
+                        ECHO_INITIAL,
+                        MetadataValue::from_static("test_initial_metadata_value"),
+                    );
+                    md.insert_bin(
+                        ECHO_TRAILING,
+                        MetadataValue::from_bytes(&[0xab, 0xab, 0xab]),
+                    );
+                    md
+                };
+                let mut req = Request::new(large_request());
+                *req.metadata_mut() = md();
+                let r = self
+                    .unary::<_, SimpleResponse>("UnaryCall", req, false)
+                    .await
+                    .map_err(|s| st("UnaryCall", &s))?;
+                check_payload("UnaryCall", r.get_ref().payload.as_ref(), 314_159)?;
+                // tonic merges a unary call's trailers into its metadata.
+                check_echo("UnaryCall", r.metadata(), r.metadata())?;
+                let first = StreamingOutputCallRequest {
+                    payload: Some(zero_payload(271_828)),
+                    ..output_request(&[314_159], None)
+                };
+                let (_, r) = self.duplex(Some(first), true, None, Some(md())).await;
+                let resp = r.map_err(|s| st("FullDuplexCall", &s))?;
+                let headers = resp.metadata().clone();
+                let mut s = resp.into_inner();
+                read_all("FullDuplexCall", &mut s, &[314_159]).await?;
+                let trailers = s
+                    .trailers()
+                    .await
+                    .map_err(|e| st("FullDuplexCall trailers", &e))?
+                    .unwrap_or_default();
+                check_echo("FullDuplexCall", &headers, &trailers)
+            }
+            "unimplemented_method" | "unimplemented_service" => {
+                let p = if case == "unimplemented_method" {
+                    path("UnimplementedCall")
+                } else {
+                    "/grpc.testing.UnimplementedService/UnimplementedCall"
+                        .parse()
+                        .unwrap()
+                };
+                let got = self
+                    .grpc(false)
+                    .await
+                    .unary(
+                        Request::new(Empty {}),
+                        p,
+                        ProstCodec::<Empty, Empty>::default(),
+                    )
+                    .await;
+                expect_code(case, got, Code::Unimplemented).map(|_| ())
+            }
+            other => Err(format!("unknown case {other}")),
+        }
+    }
+}
+
+fn check_echo(what: &str, headers: &MetadataMap, trailers: &MetadataMap) -> CaseResult {
+    let initial = headers.get(ECHO_INITIAL).map(|v| v.as_bytes().to_vec());
+    if initial.as_deref() != Some(&b"test_initial_metadata_value"[..]) {
+        return Err(format!("{what}: headers {ECHO_INITIAL} = {initial:?}"));
+    }
+    let trailing = trailers
+        .get_bin(ECHO_TRAILING)
+        .and_then(|v| v.to_bytes().ok());
+    if trailing.as_deref() != Some(&[0xab, 0xab, 0xab][..]) {
+        return Err(format!("{what}: trailers {ECHO_TRAILING} = {trailing:?}"));
+    }
+    Ok(())
+}
+
+async fn read_all(
+    what: &str,
+    s: &mut Streaming<StreamingOutputCallResponse>,
+    sizes: &[usize],
+) -> CaseResult {
+    for (i, &n) in sizes.iter().enumerate() {
+        match s.message().await {
+            Ok(Some(m)) => check_payload(&format!("{what} response {i}"), m.payload.as_ref(), n)?,
+            Ok(None) => {
+                return Err(format!(
+                    "{what}: ended after {i} responses, expected {}",
+                    sizes.len()
+                ));
+            }
+            Err(e) => return Err(format!("{what}: {:?} {}", e.code(), e.message())),
+        }
+    }
+    match s.message().await {
+        Ok(None) => Ok(()),
+        Ok(Some(_)) => Err(format!("{what}: more than {} responses", sizes.len())),
+        Err(e) => Err(format!("{what}: {:?} {}", e.code(), e.message())),
+    }
+}
+
+/// Tonic's client cases (all of ours).
+const TONIC_CLIENT_CASES: &[&str] = CASES;
+
+/// Cases known to fail against this peer, and why: reported as FAIL (known), and the
+/// test fails if one of them starts passing (so the list stays true).
+type Known = &'static [(&'static str, &'static str)];
+
+/// None: timeout_on_sleeping_server used to fail here (our server only reset the
+/// stream at the deadline, which tonic reports as CANCELLED); the server now sends
+/// `grpc-status: 4` before the reset.
+const TONIC_CLIENT_KNOWN: Known = &[];
+
+fn report(title: &str, results: &[(&str, CaseResult)], known: Known) {
+    eprintln!("{title}");
+    let mut failed = Vec::new();
+    for (case, r) in results {
+        let reason = known.iter().find(|(c, _)| c == case).map(|(_, why)| *why);
+        match (r, reason) {
+            (Ok(()), None) => eprintln!("  {case:<30} PASS"),
+            (Ok(()), Some(_)) => {
+                eprintln!("  {case:<30} PASS (listed as a known failure!)");
+                failed.push(format!(
+                    "{case}: passes now; remove it from the known failures"
+                ));
+            }
+            (Err(e), Some(why)) => eprintln!("  {case:<30} FAIL (known: {why})  {e}"),
+            (Err(e), None) => {
+                eprintln!("  {case:<30} FAIL  {e}");
+                failed.push(format!("{case}: {e}"));
+            }
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{title}: failed cases:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_against_tonic_server() {
+    let addr = start_tonic_server().await;
+    let channel = grpc_sansio_tokio::Channel::builder(format!("passthrough:///{addr}"))
+        .connect_lazy()
+        .unwrap();
+    let mut results = Vec::new();
+    for case in CASES {
+        results.push((*case, client_cases::run(&channel, case).await));
+    }
+    report("grpc-sansio client -> tonic server", &results, &[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_client_against_our_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(grpc_sansio_interop::server::serve(listener));
+    let client = TonicClient::connect(addr).await;
+    let mut results = Vec::new();
+    for case in TONIC_CLIENT_CASES {
+        results.push((*case, client.run(case).await));
+    }
+    report(
+        "tonic client -> grpc-sansio server",
+        &results,
+        TONIC_CLIENT_KNOWN,
+    );
+}
