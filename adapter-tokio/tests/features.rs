@@ -196,3 +196,10 @@ async fn calls_on_a_failing_channel_report_the_connection_error() {
         );
     }
 }
+
+#[test]
+fn channels_and_servers_move_between_threads() {
+    fn send_sync<T: Send + Sync + Clone>() {}
+    send_sync::<Channel>();
+    send_sync::<Server>();
+}
