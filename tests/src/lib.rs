@@ -9,4 +9,5 @@ pub mod net;
 pub mod pair;
 pub mod rng;
 pub mod script;
+pub mod sim;
 pub mod wire;

@@ -348,3 +348,34 @@ fn a_server_refuses_to_open_streams_and_a_client_to_accept_commands_after_close(
     );
     assert_eq!(pair.conn(Side::Client).role(), Role::Client);
 }
+
+/// Found by the simulator (seed 22): a stream opened before our SETTINGS is
+/// acknowledged starts with the RFC default limit; with a smaller configured window
+/// the peer stops at that window while we waited for a quarter of 65535 to be owed
+/// before sending WINDOW_UPDATE. The ACK now applies the configured limit.
+#[test]
+fn small_windows_keep_moving_for_streams_opened_before_the_settings_ack() {
+    for window in [1024u32, 4096, 6917, 10_000] {
+        let client = Config {
+            initial_stream_window: window,
+            dynamic_window: false,
+            ..Config::client()
+        };
+        let mut pair = Pair::with_configs(22, client, Config::server());
+        // Opened before anything crossed: before the server's ACK of our SETTINGS.
+        let id = pair.client.open_stream(request(), true).unwrap();
+        pair.drive();
+        pair.take_events(Side::Server);
+        let body = pattern(80_000, 3);
+        pair.server.send_headers(id, response(), false).unwrap();
+        pair.server.send_data(id, body.clone(), false).unwrap();
+        pair.server.send_headers(id, trailers(), true).unwrap();
+        pair.drive();
+        let (data, _) = collect_data(&pair.take_events(Side::Client));
+        assert_eq!(
+            data.get(&id.value()).map(Vec::len),
+            Some(body.len()),
+            "window {window}"
+        );
+    }
+}

@@ -1251,17 +1251,26 @@ impl Channel {
                     t.forget(tid);
                 }
             }
-            let path = match core.calls.get_mut(&cid.0) {
+            let now = core.now;
+            let (path, expired) = match core.calls.get_mut(&cid.0) {
                 Some(call) => {
                     call.retried = true;
                     call.binding = Binding::Queued;
-                    if let Some(d) = call.deadline {
+                    let expired = call.deadline.is_some_and(|d| d <= now);
+                    if let Some(d) = call.deadline
+                        && !expired
+                    {
                         core.queued_deadlines.insert((d, cid.0));
                     }
-                    call.path.clone()
+                    (call.path.clone(), expired)
                 }
                 None => return,
             };
+            if expired {
+                // No time left for another attempt: the deadline is the call's outcome.
+                core.fail_local(cid.0, Status::deadline_exceeded("deadline exceeded"));
+                return;
+            }
             core.trace(None, TraceKind::TransparentRetry { path });
             self.pick(cid.0);
             return;

@@ -1364,6 +1364,25 @@ impl Connection {
                 self.decoder.set_max_frame_size(self.config.max_frame_size);
                 self.hpack_decoder
                     .set_max_table_size(self.config.header_table_size as usize);
+                // Streams opened before the ACK were given the RFC default window;
+                // a smaller configured window now applies to them too (the peer has
+                // already moved them by the difference, §6.9.2). Without this their
+                // WINDOW_UPDATEs wait for a quarter of the old, larger limit, which
+                // the peer can never send: both sides stall.
+                let window = self.config.initial_stream_window;
+                let mut owed = Vec::new();
+                for stream in self.streams.values_mut() {
+                    if let Some(increment) = stream.recv_window.set_limit(window) {
+                        owed.push((stream.id, increment));
+                    }
+                }
+                owed.sort();
+                for (stream_id, increment) in owed {
+                    self.control.push_back(Control::WindowUpdate {
+                        stream_id,
+                        increment,
+                    });
+                }
             }
             return;
         }
