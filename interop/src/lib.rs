@@ -8,6 +8,8 @@ pub mod client_cases;
 pub mod flags;
 pub mod proto;
 pub mod server;
+#[cfg(feature = "tonic-peer")]
+pub mod tonic_peer;
 
 /// The fully-qualified name of the interop test service.
 pub const SERVICE: &str = "grpc.testing.TestService";
