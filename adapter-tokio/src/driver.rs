@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
@@ -106,6 +107,8 @@ struct ConnHandle {
     flush: Arc<Notify>,
     /// Wakes the reader: the core may want to read again.
     resume: Arc<Notify>,
+    /// The reader is paused for flow control (set and read under the lock).
+    paused: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -125,6 +128,9 @@ pub(crate) struct State {
     conns: HashMap<ConnId, ConnHandle>,
     resolver: Option<ResolverHandle>,
     closed: bool,
+    /// The deadline the timer task sleeps until (`None`: no deadline). Settling wakes
+    /// it only when the core's next timeout comes earlier than this.
+    armed: Option<Instant>,
 }
 
 /// What the tasks and handles share.
@@ -156,6 +162,7 @@ impl Shared {
                 conns: HashMap::new(),
                 resolver: None,
                 closed: false,
+                armed: None,
             }),
             timer: Arc::new(Notify::new()),
             state_tx,
@@ -181,6 +188,11 @@ impl Shared {
         let r = f(&mut st);
         self.settle(&mut st);
         r
+    }
+
+    /// Runs `f` on the state without settling (for the timer task's bookkeeping).
+    pub(crate) fn with_quiet<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.lock())
     }
 
     /// Reads the state without settling (for the timer and readers, whose looks
@@ -254,11 +266,20 @@ impl Shared {
                 break;
             }
         }
-        // Reading may have been paused for flow control; let readers look again.
-        for c in st.conns.values() {
-            c.resume.notify_one();
+        // Wake a reader paused for flow control only once the core wants bytes again,
+        // and the timer only when the next timeout moved earlier: waking them on every
+        // operation cost a context switch per call.
+        for (&conn, c) in &st.conns {
+            if c.paused.load(Ordering::Relaxed) && st.core.wants_read(conn) {
+                c.paused.store(false, Ordering::Relaxed);
+                c.resume.notify_one();
+            }
         }
-        self.timer.notify_one();
+        let next = st.core.poll_timeout();
+        if next.is_some_and(|t| st.armed.is_none_or(|armed| t < armed)) {
+            st.armed = next;
+            self.timer.notify_one();
+        }
     }
 
     fn act(&self, st: &mut State, action: Action) {
@@ -290,6 +311,7 @@ impl Shared {
             Action::Connect { conn, address } => {
                 let flush = Arc::new(Notify::new());
                 let resume = Arc::new(Notify::new());
+                let paused = Arc::new(AtomicBool::new(false));
                 let authority = st.core.authority().to_owned();
                 let task = self.runtime.spawn(connection_task(
                     me,
@@ -298,12 +320,14 @@ impl Shared {
                     authority,
                     flush.clone(),
                     resume.clone(),
+                    paused.clone(),
                 ));
                 st.conns.insert(
                     conn,
                     ConnHandle {
                         flush,
                         resume,
+                        paused,
                         task,
                     },
                 );
@@ -353,7 +377,11 @@ async fn timer_task(weak: Weak<Shared>) {
         let notified = timer.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let next = shared.peek(|st| st.core.poll_timeout());
+        let next = shared.with_quiet(|st| {
+            let next = st.core.poll_timeout();
+            st.armed = next;
+            next
+        });
         match next {
             Some(at) => {
                 let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
@@ -429,6 +457,7 @@ async fn connection_task(
     authority: String,
     flush: Arc<Notify>,
     resume: Arc<Notify>,
+    paused: Arc<AtomicBool>,
 ) {
     let io = shared.connector.connect(&address, &authority).await;
     let io = match io {
@@ -445,7 +474,7 @@ async fn connection_task(
         shared
             .runtime
             .spawn(write_loop(Arc::downgrade(&shared), conn, writer, flush));
-    read_loop(Arc::downgrade(&shared), conn, reader, resume).await;
+    read_loop(Arc::downgrade(&shared), conn, reader, resume, paused).await;
     // The reader ends on EOF or error; the writer has nothing left to do.
     writer_task.abort();
 }
@@ -456,6 +485,7 @@ async fn read_loop(
     conn: ConnId,
     mut reader: tokio::io::ReadHalf<Box<dyn Io>>,
     resume: Arc<Notify>,
+    paused: Arc<AtomicBool>,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -463,7 +493,12 @@ async fn read_loop(
             let Some(shared) = weak.upgrade() else {
                 return;
             };
-            let wants = shared.peek(|st| st.core.wants_read(conn));
+            let wants = shared.peek(|st| {
+                let wants = st.core.wants_read(conn);
+                // Under the lock, so a settle that makes reading possible sees it.
+                paused.store(!wants, Ordering::Relaxed);
+                wants
+            });
             drop(shared);
             if wants {
                 break;
