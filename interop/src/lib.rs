@@ -7,6 +7,7 @@
 pub mod client_cases;
 pub mod flags;
 pub mod proto;
+pub mod report;
 pub mod server;
 #[cfg(feature = "tonic-peer")]
 pub mod tonic_peer;

@@ -13,6 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use grpc_sansio_interop::client_cases::{self, CASES};
+use grpc_sansio_interop::report::{Known, report};
 use grpc_sansio_tokio::Channel;
 
 /// How long a Python process may run.
@@ -166,9 +167,6 @@ fn start_python_server() -> (Killer, u16) {
     (child, port)
 }
 
-/// Cases known to fail against this peer, and why; the test fails if one passes.
-type Known = &'static [(&'static str, &'static str)];
-
 /// grpcio's server API does not say whether a request came compressed (C-core strips
 /// `grpc-encoding` from the invocation metadata), so `server.py` cannot refuse the
 /// compression probe with INVALID_ARGUMENT (grpc/grpc's own Python interop server does
@@ -183,33 +181,6 @@ const PYTHON_SERVER_KNOWN: Known = &[
         "grpcio server cannot see request compression",
     ),
 ];
-
-fn report(title: &str, results: &[(String, Result<(), String>)], known: Known) {
-    eprintln!("{title}");
-    let mut failed = Vec::new();
-    for (case, r) in results {
-        let reason = known.iter().find(|(c, _)| c == case).map(|(_, why)| *why);
-        match (r, reason) {
-            (Ok(()), None) => eprintln!("  {case:<30} PASS"),
-            (Ok(()), Some(_)) => {
-                eprintln!("  {case:<30} PASS (listed as a known failure!)");
-                failed.push(format!(
-                    "{case}: passes now; remove it from the known failures"
-                ));
-            }
-            (Err(e), Some(why)) => eprintln!("  {case:<30} FAIL (known: {why})  {e}"),
-            (Err(e), None) => {
-                eprintln!("  {case:<30} FAIL  {e}");
-                failed.push(format!("{case}: {e}"));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{title}: failed cases:\n{}",
-        failed.join("\n")
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_against_python_server() {

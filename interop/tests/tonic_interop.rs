@@ -11,6 +11,7 @@ use grpc_sansio_interop::proto::{
     StreamingInputCallRequest, StreamingOutputCallRequest, StreamingOutputCallResponse,
     zero_payload,
 };
+use grpc_sansio_interop::report::{Known, report};
 use grpc_sansio_interop::server::{ECHO_INITIAL, ECHO_TRAILING};
 use grpc_sansio_interop::tonic_peer::{self, path, start_tonic_server};
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -419,41 +420,10 @@ async fn read_all(
 /// Tonic's client cases (all of ours).
 const TONIC_CLIENT_CASES: &[&str] = CASES;
 
-/// Cases known to fail against this peer, and why: reported as FAIL (known), and the
-/// test fails if one of them starts passing (so the list stays true).
-type Known = &'static [(&'static str, &'static str)];
-
 /// None: timeout_on_sleeping_server used to fail here (our server only reset the
 /// stream at the deadline, which tonic reports as CANCELLED); the server now sends
 /// `grpc-status: 4` before the reset.
 const TONIC_CLIENT_KNOWN: Known = &[];
-
-fn report(title: &str, results: &[(&str, CaseResult)], known: Known) {
-    eprintln!("{title}");
-    let mut failed = Vec::new();
-    for (case, r) in results {
-        let reason = known.iter().find(|(c, _)| c == case).map(|(_, why)| *why);
-        match (r, reason) {
-            (Ok(()), None) => eprintln!("  {case:<30} PASS"),
-            (Ok(()), Some(_)) => {
-                eprintln!("  {case:<30} PASS (listed as a known failure!)");
-                failed.push(format!(
-                    "{case}: passes now; remove it from the known failures"
-                ));
-            }
-            (Err(e), Some(why)) => eprintln!("  {case:<30} FAIL (known: {why})  {e}"),
-            (Err(e), None) => {
-                eprintln!("  {case:<30} FAIL  {e}");
-                failed.push(format!("{case}: {e}"));
-            }
-        }
-    }
-    assert!(
-        failed.is_empty(),
-        "{title}: failed cases:\n{}",
-        failed.join("\n")
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_against_tonic_server() {

@@ -1369,20 +1369,7 @@ impl Connection {
                 // already moved them by the difference, §6.9.2). Without this their
                 // WINDOW_UPDATEs wait for a quarter of the old, larger limit, which
                 // the peer can never send: both sides stall.
-                let window = self.config.initial_stream_window;
-                let mut owed = Vec::new();
-                for stream in self.streams.values_mut() {
-                    if let Some(increment) = stream.recv_window.set_limit(window) {
-                        owed.push((stream.id, increment));
-                    }
-                }
-                owed.sort();
-                for (stream_id, increment) in owed {
-                    self.control.push_back(Control::WindowUpdate {
-                        stream_id,
-                        increment,
-                    });
-                }
+                self.set_stream_limits(self.config.initial_stream_window);
             }
             return;
         }
@@ -1591,6 +1578,16 @@ impl Connection {
             });
         }
         self.config.initial_stream_window = window;
+        self.set_stream_limits(window);
+        self.control.push_back(Control::Settings(Settings {
+            initial_window_size: Some(window),
+            ..Settings::default()
+        }));
+    }
+
+    /// Every open stream's receive limit becomes `window`; the WINDOW_UPDATEs that makes
+    /// due go out in stream order.
+    fn set_stream_limits(&mut self, window: u32) {
         let mut owed = Vec::new();
         for stream in self.streams.values_mut() {
             if let Some(increment) = stream.recv_window.set_limit(window) {
@@ -1604,10 +1601,6 @@ impl Connection {
                 increment,
             });
         }
-        self.control.push_back(Control::Settings(Settings {
-            initial_window_size: Some(window),
-            ..Settings::default()
-        }));
     }
 
     /// Keepalive policies care whether any stream is open.
