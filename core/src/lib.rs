@@ -4,12 +4,14 @@
 //! events come out. Nothing reads a clock, touches a socket, spawns a thread or keeps
 //! global state; the adapter crates do that. See `DESIGN.md` for the layer map.
 //!
-//! Layers present so far, bottom up:
+//! The layers, bottom up:
 //! - [`frame`]: the RFC 9113 frame codec (streaming decoder, encoder, validation).
 //! - [`hpack`]: the RFC 7541 header compression codec.
 //! - [`h2`]: one HTTP/2 connection (client or server) as a state machine.
-//! - [`grpc`]: gRPC call semantics on one stream (statuses, metadata, messages).
-//! - [`channel`]: the client channel (targets, service config, backoff so far).
+//! - [`grpc`]: gRPC call semantics (statuses, metadata, messages) and the call
+//!   transports over one connection ([`grpc::transport`]).
+//! - [`channel`]: the client channel: targets, service config, resolvers, balancers,
+//!   subchannels with backoff, picks, and the connections they own.
 
 pub mod channel;
 pub mod error_code;

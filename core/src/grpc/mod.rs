@@ -2,8 +2,8 @@
 //! statuses, metadata, `grpc-timeout`, `grpc-message` encoding, the HTTP/2 → gRPC
 //! mapping tables, and the length-prefixed message framing with compression.
 //!
-//! The client and server call state machines on top of [`crate::h2::Connection`] come
-//! next; these are the pieces they are built from.
+//! [`transport`] builds the client and server call state machines from these pieces on
+//! top of [`crate::h2::Connection`].
 
 pub mod client;
 pub mod code;
