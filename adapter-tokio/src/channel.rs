@@ -155,6 +155,17 @@ impl ChannelBuilder {
         self
     }
 
+    /// Registers a load-balancing policy (the user's own, or built with
+    /// `grpc_sansio::channel::base::BaseBuilder` over a picker); a service config's
+    /// `loadBalancingConfig` selects it by name.
+    pub fn balancer(
+        mut self,
+        builder: Arc<dyn grpc_sansio::channel::balancer::BalancerBuilder + Send + Sync>,
+    ) -> Self {
+        self.config.balancers.push(builder);
+        self
+    }
+
     /// Put `prefix` before our `user-agent`.
     pub fn user_agent(mut self, prefix: impl Into<String>) -> Self {
         self.config.user_agent_prefix = Some(prefix.into());

@@ -203,3 +203,70 @@ fn channels_and_servers_move_between_threads() {
     send_sync::<Channel>();
     send_sync::<Server>();
 }
+
+/// A user policy supplying only a picker: the last READY subchannel.
+#[derive(Clone, Debug)]
+struct LastReady;
+
+#[derive(Debug)]
+struct LastReadyPicker(Vec<grpc_sansio::channel::balancer::SubchannelId>);
+
+impl grpc_sansio::channel::balancer::Picker for LastReadyPicker {
+    fn pick(
+        &mut self,
+        _: &grpc_sansio::channel::balancer::PickInfo<'_>,
+    ) -> grpc_sansio::channel::balancer::PickResult {
+        use grpc_sansio::channel::balancer::PickResult;
+        self.0
+            .last()
+            .map_or(PickResult::Queue, |&sc| PickResult::Pick(sc))
+    }
+}
+
+impl grpc_sansio::channel::base::PickerBuilder for LastReady {
+    fn build(
+        &self,
+        ready: &[grpc_sansio::channel::balancer::SubchannelId],
+        _random: u64,
+    ) -> Box<dyn grpc_sansio::channel::balancer::Picker> {
+        Box::new(LastReadyPicker(ready.to_vec()))
+    }
+}
+
+#[tokio::test]
+async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls() {
+    let named = |name: &'static str| {
+        Server::builder()
+            .unary::<BytesCodec, _, _>("/t.S/Who", move |_req: Request<Bytes>| async move {
+                Ok(Reply::new(Bytes::from_static(name.as_bytes())))
+            })
+            .build()
+    };
+    let a = start(named("a")).await.replace("passthrough:///", "");
+    let b = start(named("b")).await.replace("passthrough:///", "");
+    let channel = Channel::builder(format!("ipv4:{a},{b}"))
+        .balancer(Arc::new(grpc_sansio::channel::base::BaseBuilder::new(
+            "last_ready",
+            LastReady,
+        )))
+        .default_service_config(r#"{"loadBalancingConfig":[{"last_ready":{}}]}"#)
+        .connect_lazy()
+        .unwrap();
+    // Wait until both subchannels are READY (the first call may see only one).
+    let _ = channel
+        .unary::<BytesCodec>(
+            "/t.S/Who",
+            Bytes::new(),
+            CallOptions::new().wait_for_ready(true),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..5 {
+        let reply = channel
+            .unary::<BytesCodec>("/t.S/Who", Bytes::new(), CallOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(reply.message, Bytes::from_static(b"b"));
+    }
+}
