@@ -4,6 +4,35 @@
 //!
 //! The adapter decides nothing: every protocol decision is the core's. It moves bytes
 //! between sockets and the core, runs the core's timers and executes its actions.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use grpc_sansio_tokio::{BytesCodec, CallOptions, Channel, Reply, Request, Server};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // A server with one unary method.
+//! let server = Server::builder()
+//!     .unary::<BytesCodec, _, _>("/demo.Echo/Unary", |req: Request<Bytes>| async move {
+//!         Ok(Reply::new(req.message))
+//!     })
+//!     .build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:50051").await?;
+//! let serving = server.clone();
+//! tokio::spawn(async move { serving.serve(listener).await });
+//!
+//! // A channel, connected, and a call with a deadline.
+//! let channel = Channel::builder("dns:///localhost:50051").connect().await?;
+//! let reply = channel
+//!     .unary::<BytesCodec>(
+//!         "/demo.Echo/Unary",
+//!         Bytes::from_static(b"hello"),
+//!         CallOptions::new().timeout(std::time::Duration::from_secs(1)),
+//!     )
+//!     .await?;
+//! assert_eq!(reply.message, Bytes::from_static(b"hello"));
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod channel;
 pub mod codec;
