@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use grpc_sansio::channel::balancer::{Endpoint, ResolverState};
 use grpc_sansio::channel::client_channel::{
     Action, Channel as CoreChannel, ChannelCallId, ChannelEvent,
@@ -127,7 +127,6 @@ pub(crate) struct State {
     writers: HashMap<ChannelCallId, Waker>,
     conns: HashMap<ConnId, ConnHandle>,
     resolver: Option<ResolverHandle>,
-    closed: bool,
     /// The deadline the timer task sleeps until (`None`: no deadline). Settling wakes
     /// it only when the core's next timeout comes earlier than this.
     armed: Option<Instant>,
@@ -161,7 +160,6 @@ impl Shared {
                 writers: HashMap::new(),
                 conns: HashMap::new(),
                 resolver: None,
-                closed: false,
                 armed: None,
             }),
             timer: Arc::new(Notify::new()),
@@ -349,7 +347,6 @@ impl Shared {
     /// the core has closed everything.
     pub(crate) fn shutdown(&self) {
         self.with(|st| {
-            st.closed = true;
             st.core.shutdown(now());
         });
     }
@@ -550,8 +547,10 @@ async fn write_loop(
             flush.notified().await;
             continue;
         }
-        let chunks = out.take_chunks();
-        if write_chunks(&mut writer, chunks).await.is_err() {
+        let written = write_chunks(&mut writer, out.chunks()).await;
+        // Keeps the batch's Vec for the next one.
+        out.clear();
+        if written.is_err() {
             break;
         }
     }
@@ -561,32 +560,138 @@ async fn write_loop(
 }
 
 /// Writes every chunk, in order, with as few `write_vectored` calls as the socket
-/// allows.
+/// allows. Nothing is allocated: the slices live on the stack, and a partly written
+/// chunk is resumed from an offset.
 pub(crate) async fn write_chunks<W: AsyncWrite + Unpin>(
     w: &mut W,
-    mut chunks: Vec<Bytes>,
+    chunks: &[Bytes],
 ) -> io::Result<()> {
-    let mut start = 0;
-    while start < chunks.len() {
-        let slices: Vec<IoSlice<'_>> = chunks[start..]
-            .iter()
-            .take(64)
-            .map(|c| IoSlice::new(c))
-            .collect();
-        let mut n = w.write_vectored(&slices).await?;
+    const MAX_SLICES: usize = 64;
+    let (mut start, mut offset) = (0, 0);
+    loop {
+        // Skip what is fully written (and empty chunks, which write nothing).
+        while start < chunks.len() && chunks[start].len() == offset {
+            start += 1;
+            offset = 0;
+        }
+        if start == chunks.len() {
+            return Ok(());
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let mut count = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&chunks[start..]) {
+            let from = if count == 0 { offset } else { 0 };
+            *slot = IoSlice::new(&chunk[from..]);
+            count += 1;
+        }
+        let mut n = w.write_vectored(&slices[..count]).await?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed"));
         }
-        while n > 0 {
-            let first = &mut chunks[start];
-            if n >= first.len() {
-                n -= first.len();
+        while n > 0 && start < chunks.len() {
+            let left = chunks[start].len() - offset;
+            if n >= left {
+                n -= left;
                 start += 1;
+                offset = 0;
             } else {
-                first.advance(n);
+                offset += n;
                 n = 0;
             }
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A sink taking at most `per_call` bytes per write, recording how many writes.
+    struct Trickle {
+        got: Vec<u8>,
+        per_call: usize,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.per_call);
+            self.got.extend_from_slice(&buf[..n]);
+            self.writes += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut left = self.per_call;
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(left);
+                self.got.extend_from_slice(&b[..take]);
+                left -= take;
+                n += take;
+                if left == 0 {
+                    break;
+                }
+            }
+            self.writes += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn every_byte_in_order_across_partial_writes_empty_chunks_and_many_chunks() {
+        let chunks: Vec<Bytes> = (0..150u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i % 7)]))
+            .collect();
+        let expected: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        for per_call in [1, 3, 10, 1000, usize::MAX] {
+            let mut sink = Trickle {
+                got: Vec::new(),
+                per_call,
+                writes: 0,
+            };
+            write_chunks(&mut sink, &chunks).await.unwrap();
+            assert_eq!(sink.got, expected, "{per_call} bytes per write");
+            if per_call == usize::MAX {
+                // 150 chunks in batches of at most 64 slices.
+                assert_eq!(sink.writes, 3);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_that_takes_nothing_is_an_error_not_a_loop() {
+        let mut sink = Trickle {
+            got: Vec::new(),
+            per_call: 0,
+            writes: 0,
+        };
+        let err = write_chunks(&mut sink, &[Bytes::from_static(b"x")])
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
 }

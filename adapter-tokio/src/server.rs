@@ -335,6 +335,10 @@ struct ConnState {
     writers: HashMap<CallId, Waker>,
     /// Trailers a streaming handler set, by call.
     trailers: HashMap<CallId, Metadata>,
+    /// The handler task of each call still running, so a closed connection can stop
+    /// them (a handler that never looks at its call would otherwise outlive it and
+    /// keep the connection's memory).
+    handlers: HashMap<CallId, tokio::task::AbortHandle>,
 }
 
 struct Conn {
@@ -354,6 +358,7 @@ impl Conn {
                 readers: HashMap::new(),
                 writers: HashMap::new(),
                 trailers: HashMap::new(),
+                handlers: HashMap::new(),
             }),
             flush: Notify::new(),
             resume: Notify::new(),
@@ -390,6 +395,9 @@ impl Conn {
                     }
                 }
                 ServerTransportEvent::Closed(_) => {
+                    for (_, task) in st.handlers.drain() {
+                        task.abort();
+                    }
                     for (_, w) in st.readers.drain() {
                         w.wake();
                     }
@@ -426,7 +434,8 @@ impl Conn {
                     id: call,
                     head,
                 };
-                tokio::spawn(handler(handle));
+                let task = tokio::spawn(handler(handle));
+                st.handlers.insert(call, task.abort_handle());
             }
             None => {
                 let status = Status::new(
@@ -554,6 +563,7 @@ impl Finisher {
         let id = self.id;
         self.conn.with(|st| {
             let trailers = st.trailers.remove(&id).unwrap_or_default();
+            st.handlers.remove(&id);
             st.readers.remove(&id);
             st.writers.remove(&id);
             let _ = st.transport.finish(id, &status, &trailers);
@@ -689,8 +699,9 @@ async fn server_write_loop(weak: Weak<Conn>, mut writer: tokio::io::WriteHalf<Bo
             flush.notified().await;
             continue;
         }
-        let chunks = out.take_chunks();
-        if write_chunks(&mut writer, chunks).await.is_err() {
+        let written = write_chunks(&mut writer, out.chunks()).await;
+        out.clear();
+        if written.is_err() {
             conn.with(|st| st.transport.recv_eof());
             return;
         }

@@ -270,3 +270,52 @@ async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls() {
         assert_eq!(reply.message, Bytes::from_static(b"b"));
     }
 }
+
+/// Sets its flag when dropped: tells whether a handler's future was dropped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn handlers_that_never_look_at_their_call_stop_when_the_connection_closes() {
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = dropped.clone();
+    let server = Server::builder()
+        .streaming::<BytesCodec, _, _>(
+            "/t.S/Stuck",
+            move |_incoming: Incoming<BytesCodec>, _out: Outgoing<BytesCodec>| {
+                let guard = DropFlag(flag.clone());
+                async move {
+                    let _guard = guard;
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(())
+                }
+            },
+        )
+        .build();
+    let target = start(server.clone()).await;
+    let channel = Channel::builder(target).connect().await.unwrap();
+    let (_tx, _rx) = channel
+        .bidi_streaming::<BytesCodec>("/t.S/Stuck", CallOptions::new())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
+    // The client goes away entirely: the connection closes under the handler.
+    drop((_tx, _rx, channel));
+    for _ in 0..50 {
+        if dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "the handler outlived its connection"
+    );
+    assert_eq!(server.connection_count(), 0);
+}

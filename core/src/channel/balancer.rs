@@ -239,6 +239,8 @@ impl TestContext {
             path: "/svc/M",
             metadata: &md,
         };
+        // Test helper only (cfg(test)): a test that picks before any picker exists is
+        // a wrong test, and should fail loudly.
         self.picker
             .as_mut()
             .expect("a picker was published")

@@ -270,10 +270,13 @@ impl<P: PickerBuilder> Balancer for BaseBalancer<P> {
         let mut by_key = HashMap::with_capacity(groups.len());
         let mut kept = HashSet::with_capacity(groups.len());
         for (key, addresses) in groups {
-            let id = match self.by_key.get(&key) {
-                Some(&id) => {
+            let existing = self
+                .by_key
+                .get(&key)
+                .and_then(|&id| self.subchannels.get_mut(&id).map(|t| (id, t)));
+            let id = match existing {
+                Some((id, tracked)) => {
                     // Kept, connection and all; only a new order is worth telling.
-                    let tracked = self.subchannels.get_mut(&id).expect("tracked");
                     if tracked.addresses != addresses {
                         cx.update_addresses(id, addresses.clone());
                         tracked.addresses = addresses;

@@ -525,14 +525,15 @@ fn parse_load_balancing(
         let mut names = Vec::new();
         for (i, entry) in list.iter().enumerate() {
             let path = format!("loadBalancingConfig[{i}]");
-            let (name, config) = match entry.as_object() {
-                Some(obj) if obj.len() == 1 => obj.iter().next().expect("one entry"),
-                _ => {
-                    return Err(ServiceConfigError::new(
-                        path,
-                        ServiceConfigErrorKind::MalformedLbEntry,
-                    ));
-                }
+            let single = entry
+                .as_object()
+                .filter(|obj| obj.len() == 1)
+                .and_then(|obj| obj.iter().next());
+            let Some((name, config)) = single else {
+                return Err(ServiceConfigError::new(
+                    path,
+                    ServiceConfigErrorKind::MalformedLbEntry,
+                ));
             };
             if !is_supported_policy(name) {
                 names.push(name.clone());

@@ -19,6 +19,7 @@
 //! service names).
 
 use std::fmt;
+// Address values only (parsing and printing IP literals): nothing here opens a socket.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The port used when a `dns`, `ipv4` or `ipv6` target names none (naming.md).
