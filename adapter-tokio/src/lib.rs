@@ -2,8 +2,14 @@
 //! and the API a Rust gRPC user expects — a [`Channel`] making the four kinds of call
 //! with any [`Codec`], and a [`Server`] serving handlers for them.
 //!
-//! The adapter decides nothing: every protocol decision is the core's. It moves bytes
-//! between sockets and the core, runs the core's timers and executes its actions.
+//! The adapter decides nothing: every protocol decision is the core's. The API and
+//! the connection tasks are written once, runtime-neutral, in `grpc-sansio-runtime`;
+//! this crate implements its [`Runtime`] trait with tokio ([`Tokio`]: tokio's tasks,
+//! timers — paused test time included — TCP and unix sockets, DNS) and names its types
+//! for tokio: [`Channel`] is `grpc_sansio_runtime::Channel<Tokio>`, and so on.
+//!
+//! Streams of your own (a custom [`Connector`], [`Server::serve_connection`]) are
+//! `futures-io` byte streams; wrap a tokio stream with [`io`].
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -34,25 +40,153 @@
 //! # }
 //! ```
 
-pub mod channel;
-pub mod codec;
-pub mod driver;
-pub mod intercept;
-pub mod proxy;
-pub mod server;
-#[cfg(feature = "tls")]
-pub mod tls;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
 
-pub use channel::{BuildError, CallOptions, Channel, ChannelBuilder, Response, Sender, Streaming};
+pub use compat::TokioIo;
+use grpc_sansio::channel::target::Address;
 #[cfg(feature = "prost")]
-pub use codec::ProstCodec;
-pub use codec::{BytesCodec, Codec};
-pub use grpc_sansio::grpc::code::Code;
-pub use grpc_sansio::grpc::compression::Encoding;
-pub use grpc_sansio::grpc::metadata::Metadata;
-pub use grpc_sansio::grpc::status::Status;
-pub use intercept::{BearerToken, CallCredentials, CallInfo, CallKind, Interceptor};
-pub use proxy::{ProxyConfig, ProxyConnector};
-pub use server::{Incoming, Outgoing, Reply, Request, Server, ServerBuilder};
+pub use grpc_sansio_runtime::ProstCodec;
+pub use grpc_sansio_runtime::{
+    BearerToken, BoxFuture, BuildError, BytesCodec, CallCredentials, CallInfo, CallKind,
+    CallOptions, Code, Codec, Connector, Dialer, Encoding, Interceptor, Io, Metadata,
+    PlainConnector, ProxyConfig, ProxyConnector, Reply, Request, Resolver, Response, Runtime,
+    Status,
+};
 #[cfg(feature = "tls")]
-pub use tls::{TlsAcceptor, TlsConfig, TlsConnector, serve_tls};
+pub use grpc_sansio_runtime::{TlsAcceptor, TlsConfig, TlsConnector, tls};
+pub use grpc_sansio_runtime::{codec, driver, intercept, proxy};
+
+mod compat;
+
+/// A client channel on tokio.
+pub type Channel = grpc_sansio_runtime::Channel<Tokio>;
+/// Builds a [`Channel`].
+pub type ChannelBuilder = grpc_sansio_runtime::ChannelBuilder<Tokio>;
+/// The responses of a streaming call.
+pub type Streaming<C> = grpc_sansio_runtime::Streaming<C, Tokio>;
+/// The requests of a bidi call.
+pub type Sender<C> = grpc_sansio_runtime::Sender<C, Tokio>;
+/// A gRPC server on tokio.
+pub type Server = grpc_sansio_runtime::Server<Tokio>;
+/// Builds a [`Server`].
+pub type ServerBuilder = grpc_sansio_runtime::ServerBuilder<Tokio>;
+/// The requests of a call, for a streaming handler.
+pub type Incoming<C> = grpc_sansio_runtime::Incoming<C, Tokio>;
+/// The responses of a call, for a streaming handler.
+pub type Outgoing<C> = grpc_sansio_runtime::Outgoing<C, Tokio>;
+
+/// The tokio runtime, as grpc-sansio uses it: the handle of the runtime the channel or
+/// server was made in.
+#[derive(Clone, Debug)]
+pub struct Tokio(tokio::runtime::Handle);
+
+impl Tokio {
+    /// A specific runtime (for channels built outside it).
+    pub fn new(handle: tokio::runtime::Handle) -> Tokio {
+        Tokio(handle)
+    }
+}
+
+/// A tokio byte stream (TCP, unix, TLS from tokio-rustls, a duplex pipe…) as the
+/// `futures-io` stream a [`Connector`] returns or [`Server::serve_connection`] takes.
+pub fn io<T>(stream: T) -> Box<dyn Io>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    Box::new(TokioIo(stream))
+}
+
+impl Runtime for Tokio {
+    type Listener = tokio::net::TcpListener;
+
+    fn current() -> Self {
+        Tokio(tokio::runtime::Handle::current())
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        drop(self.0.spawn(task));
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+    }
+
+    fn now(&self) -> Instant {
+        // tokio's clock, so tests with paused time see the channel's timers move.
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn connect(
+        &self,
+        address: &Address,
+    ) -> impl Future<Output = io::Result<Box<dyn Io>>> + Send + 'static {
+        let address = address.clone();
+        async move { connect_plain(&address).await }
+    }
+
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static {
+        let host = host.to_owned();
+        async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        }
+    }
+
+    async fn accept(&self, listener: &Self::Listener) -> io::Result<(Box<dyn Io>, SocketAddr)> {
+        let (stream, peer) = listener.accept().await?;
+        // gRPC frames are small and latency-bound.
+        let _ = stream.set_nodelay(true);
+        Ok((io(stream), peer))
+    }
+}
+
+/// Opens a plain socket to `address`: TCP with TCP_NODELAY, or a unix socket
+/// (abstract names on Linux).
+pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
+    match address {
+        Address::Socket(a) => {
+            let s = tokio::net::TcpStream::connect(a).await?;
+            s.set_nodelay(true)?;
+            Ok(io(s))
+        }
+        Address::Name { host, port } => {
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            Ok(io(s))
+        }
+        #[cfg(unix)]
+        Address::Unix(path) => Ok(io(tokio::net::UnixStream::connect(path).await?)),
+        #[cfg(target_os = "linux")]
+        Address::UnixAbstract(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            let std_stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+            std_stream.set_nonblocking(true)?;
+            Ok(io(tokio::net::UnixStream::from_std(std_stream)?))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("unsupported address {other}"),
+        )),
+    }
+}
+
+/// Accepts TCP connections on `listener` and serves each on `server` after its TLS
+/// handshake, until the server shuts down ([`Server::serve_tls`]).
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    server: &Server,
+    listener: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+) -> io::Result<()> {
+    server.serve_tls(listener, acceptor).await
+}

@@ -11,7 +11,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,12 +20,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use crate::driver::{BoxFuture, Connector, Io, TcpConnector};
+use crate::driver::{Connector, PlainConnector};
 use crate::proxy::split_authority;
-use crate::server::Server;
+use crate::rt::{BoxFuture, Dialer, Io};
 
+pub use futures_rustls;
 pub use rustls;
-pub use tokio_rustls;
 
 /// The ALPN protocol of gRPC.
 const H2: &[u8] = b"h2";
@@ -180,7 +179,7 @@ impl TlsConfig {
 pub struct TlsConnector {
     /// The configuration, or why it could not be built: [`new`](Self::new) is
     /// infallible, so a bad certificate fails each connection with its reason.
-    tls: Result<tokio_rustls::TlsConnector, Arc<str>>,
+    tls: Result<futures_rustls::TlsConnector, Arc<str>>,
     server_name_override: Option<String>,
     inner: Arc<dyn Connector>,
 }
@@ -201,12 +200,12 @@ impl TlsConnector {
     pub fn new(config: TlsConfig) -> TlsConnector {
         let tls = config
             .client_config()
-            .map(|c| tokio_rustls::TlsConnector::from(Arc::new(c)))
+            .map(|c| futures_rustls::TlsConnector::from(Arc::new(c)))
             .map_err(|e| Arc::from(e.to_string()));
         TlsConnector {
             tls,
             server_name_override: config.server_name_override,
-            inner: Arc::new(TcpConnector),
+            inner: Arc::new(PlainConnector),
         }
     }
 
@@ -233,9 +232,9 @@ impl TlsConnector {
             Arc::new(c)
         };
         TlsConnector {
-            tls: Ok(tokio_rustls::TlsConnector::from(config)),
+            tls: Ok(futures_rustls::TlsConnector::from(config)),
             server_name_override,
-            inner: Arc::new(TcpConnector),
+            inner: Arc::new(PlainConnector),
         }
     }
 
@@ -280,8 +279,13 @@ fn handshake_error(e: io::Error) -> io::Error {
 }
 
 impl Connector for TlsConnector {
-    fn connect(&self, address: &Address, authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>> {
-        let io = self.inner.connect(address, authority);
+    fn connect(
+        &self,
+        address: &Address,
+        authority: &str,
+        dialer: &Dialer,
+    ) -> BoxFuture<io::Result<Box<dyn Io>>> {
+        let io = self.inner.connect(address, authority, dialer);
         let this = self.clone();
         let authority = authority.to_owned();
         Box::pin(async move { this.handshake(io.await?, &authority).await })
@@ -292,7 +296,7 @@ impl Connector for TlsConnector {
 /// must chain to, and ALPN `h2`.
 #[derive(Clone)]
 pub struct TlsAcceptor {
-    tls: tokio_rustls::TlsAcceptor,
+    tls: futures_rustls::TlsAcceptor,
     handshake_timeout: Duration,
 }
 
@@ -352,7 +356,7 @@ impl TlsAcceptor {
     /// list, or gRPC clients will refuse the connection.
     pub fn from_server_config(config: Arc<ServerConfig>) -> TlsAcceptor {
         TlsAcceptor {
-            tls: tokio_rustls::TlsAcceptor::from(config),
+            tls: futures_rustls::TlsAcceptor::from(config),
             handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -364,61 +368,17 @@ impl TlsAcceptor {
         self
     }
 
-    /// Runs the server handshake on an accepted stream.
+    /// How long a handshake may take before the connection is dropped.
+    pub fn handshake_timeout_value(&self) -> Duration {
+        self.handshake_timeout
+    }
+
+    /// Runs the server handshake on an accepted stream (with no time limit: the
+    /// server's accept loop applies [`handshake_timeout`](Self::handshake_timeout)).
     pub async fn accept<S: Io>(&self, io: S) -> io::Result<Box<dyn Io>> {
-        match tokio::time::timeout(self.handshake_timeout, self.tls.accept(io)).await {
-            Ok(Ok(stream)) => Ok(Box::new(stream)),
-            Ok(Err(e)) => Err(io::Error::new(e.kind(), format!("TLS handshake: {e}"))),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "TLS handshake: timed out",
-            )),
+        match self.tls.accept(io).await {
+            Ok(stream) => Ok(Box::new(stream)),
+            Err(e) => Err(io::Error::new(e.kind(), format!("TLS handshake: {e}"))),
         }
     }
-}
-
-/// Accepts TCP connections on `listener` and serves each on `server` after its TLS
-/// handshake. Handshakes run in their own tasks, so a slow or stalled client never
-/// holds up accepting others; failed handshakes are logged at debug level.
-///
-/// Returns only on an accept error that is not about one connection. It does not
-/// stop on [`Server::shutdown`] (connections accepted after it are told to go away
-/// at once): abort its task to stop listening.
-/// Prefer [`Server::serve_tls`], which also stops on [`Server::shutdown`].
-pub async fn serve_tls(
-    server: &Server,
-    listener: tokio::net::TcpListener,
-    acceptor: TlsAcceptor,
-) -> io::Result<()> {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // One connection's trouble must not end the listener.
-            Err(e) if is_per_connection(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        // As Server::serve does: gRPC frames are small and latency-bound.
-        let _ = stream.set_nodelay(true);
-        let server = server.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            match acceptor.accept(stream).await {
-                Ok(io) => server.serve_connection(io),
-                Err(e) => log_failed(peer, &e),
-            }
-        });
-    }
-}
-
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
-}
-
-fn log_failed(peer: SocketAddr, e: &io::Error) {
-    tracing::debug!(target: "grpc_sansio::server", %peer, "{e}");
 }

@@ -24,9 +24,10 @@ use grpc_sansio::grpc::transport::MessageLimits;
 use grpc_sansio::h2::ClientKeepaliveConfig;
 
 use crate::codec::Codec;
-use crate::driver::{Connector, Resolver, Shared, TcpConnector, now};
+use crate::driver::{Connector, PlainConnector, Resolver, Shared};
 use crate::intercept::{CallCredentials, CallInfo, CallKind, Interceptor};
 use crate::proxy::{ProxyConfig, ProxyConnector};
+use crate::rt::Runtime;
 #[cfg(feature = "tls")]
 use crate::tls::{TlsConfig, TlsConnector};
 
@@ -82,7 +83,8 @@ pub struct Response<T> {
 }
 
 /// Builds a [`Channel`].
-pub struct ChannelBuilder {
+pub struct ChannelBuilder<R: Runtime> {
+    rt: Option<R>,
     target: String,
     config: ChannelConfig,
     connector: Arc<dyn Connector>,
@@ -95,7 +97,7 @@ pub struct ChannelBuilder {
     tls: Option<TlsConfig>,
 }
 
-impl std::fmt::Debug for ChannelBuilder {
+impl<R: Runtime> std::fmt::Debug for ChannelBuilder<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChannelBuilder")
             .field("target", &self.target)
@@ -103,7 +105,7 @@ impl std::fmt::Debug for ChannelBuilder {
     }
 }
 
-impl ChannelBuilder {
+impl<R: Runtime> ChannelBuilder<R> {
     /// HTTP/2 keepalive (gRFC A8): a PING after `time` without reads, the connection
     /// closed if nothing comes back within `timeout`.
     pub fn keepalive(
@@ -253,9 +255,16 @@ impl ChannelBuilder {
         self
     }
 
-    /// A channel that connects on its first call (grpc-go's `NewClient`). Must be
-    /// called inside a tokio runtime.
-    pub fn connect_lazy(self) -> Result<Channel, BuildError> {
+    /// The runtime the channel's tasks run on (by default the one `connect_lazy` is
+    /// called in).
+    pub fn runtime(mut self, rt: R) -> Self {
+        self.rt = Some(rt);
+        self
+    }
+
+    /// A channel that connects on its first call (grpc-go's `NewClient`). Without
+    /// [`runtime`](Self::runtime) it must be called inside the runtime (for tokio).
+    pub fn connect_lazy(self) -> Result<Channel<R>, BuildError> {
         if let Some(creds) = &self.credentials
             && creds.require_transport_security()
             && self.config.scheme != Scheme::Https
@@ -267,11 +276,13 @@ impl ChannelBuilder {
                     .to_owned(),
             ));
         }
+        let rt = self.rt.unwrap_or_else(R::current);
+        let now = rt.now();
         let mut config = self.config;
         if config.seed == 0 {
             config.seed = random_seed();
         }
-        let core = CoreChannel::new(&self.target, config, now())
+        let core = CoreChannel::new(&self.target, config, now)
             .map_err(|e: ChannelError| BuildError(e.to_string()))?;
         let authority = core.authority().to_owned();
         // The connection stack: the base connector (TCP or the user's), the proxy
@@ -285,7 +296,7 @@ impl ChannelBuilder {
             let tls = TlsConnector::try_new(tls).map_err(|e| BuildError(format!("TLS: {e}")))?;
             connector = Arc::new(tls.over(connector));
         }
-        let shared = Shared::start(core, connector, self.resolvers);
+        let shared = Shared::start(rt, core, connector, self.resolvers);
         Ok(Channel {
             inner: Arc::new(Inner {
                 shared,
@@ -298,7 +309,7 @@ impl ChannelBuilder {
 
     /// A channel that is READY, or the error of its first failed connection attempt
     /// (grpc-go's `WithBlock`).
-    pub async fn connect(self) -> Result<Channel, Status> {
+    pub async fn connect(self) -> Result<Channel<R>, Status> {
         let channel = self
             .connect_lazy()
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -311,7 +322,7 @@ impl ChannelBuilder {
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(now().elapsed().as_nanos() as u64);
+    h.write_u64(std::time::Instant::now().elapsed().as_nanos() as u64);
     h.finish() | 1
 }
 
@@ -329,14 +340,14 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// What the handles share; dropping the last one shuts the channel down.
-struct Inner {
-    shared: Arc<Shared>,
+struct Inner<R: Runtime> {
+    shared: Arc<Shared<R>>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     credentials: Option<Arc<dyn CallCredentials>>,
     authority: String,
 }
 
-impl Drop for Inner {
+impl<R: Runtime> Drop for Inner<R> {
     fn drop(&mut self) {
         self.shared.shutdown();
     }
@@ -345,24 +356,25 @@ impl Drop for Inner {
 /// A gRPC client channel: cheap to clone, `Send + Sync`. Dropping the last clone shuts
 /// it down gracefully.
 #[derive(Clone)]
-pub struct Channel {
-    inner: Arc<Inner>,
+pub struct Channel<R: Runtime> {
+    inner: Arc<Inner<R>>,
 }
 
-impl std::fmt::Debug for Channel {
+impl<R: Runtime> std::fmt::Debug for Channel<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").finish_non_exhaustive()
     }
 }
 
-impl Channel {
+impl<R: Runtime> Channel<R> {
     /// A builder for `target` (`dns:///host:port`, `host:port`, `unix:/path`,
     /// `ipv4:1.2.3.4:5`, …).
-    pub fn builder(target: impl Into<String>) -> ChannelBuilder {
+    pub fn builder(target: impl Into<String>) -> ChannelBuilder<R> {
         ChannelBuilder {
+            rt: None,
             target: target.into(),
             config: ChannelConfig::default(),
-            connector: Arc::new(TcpConnector),
+            connector: Arc::new(PlainConnector),
             resolvers: HashMap::new(),
             interceptors: Vec::new(),
             credentials: None,
@@ -374,14 +386,15 @@ impl Channel {
         }
     }
 
-    fn shared(&self) -> &Arc<Shared> {
+    fn shared(&self) -> &Arc<Shared<R>> {
         &self.inner.shared
     }
 
     /// The channel's state; with `try_to_connect` an IDLE channel starts connecting.
     pub fn state(&self, try_to_connect: bool) -> ConnectivityState {
+        let now = self.shared().now();
         self.shared()
-            .with(|st| st.core.get_state(try_to_connect, now()))
+            .with(|st| st.core.get_state(try_to_connect, now))
     }
 
     /// Waits until the state differs from `current`; returns the new state.
@@ -430,8 +443,8 @@ impl Channel {
 
     /// Skips the reconnect backoff now (grpc-go's `ResetConnectBackoff`).
     pub fn reset_connect_backoff(&self) {
-        self.shared()
-            .with(|st| st.core.reset_connect_backoff(now()));
+        let now = self.shared().now();
+        self.shared().with(|st| st.core.reset_connect_backoff(now));
     }
 
     /// Runs the interceptors and call credentials, then starts the call.
@@ -440,7 +453,7 @@ impl Channel {
         path: &str,
         kind: CallKind,
         mut options: CallOptions,
-    ) -> Result<RawCall, Status> {
+    ) -> Result<RawCall<R>, Status> {
         for i in &self.inner.interceptors {
             let mut info = CallInfo {
                 path,
@@ -476,8 +489,8 @@ impl Channel {
         }
     }
 
-    fn start_now(&self, path: &str, kind: CallKind, options: CallOptions) -> RawCall {
-        let now = now();
+    fn start_now(&self, path: &str, kind: CallKind, options: CallOptions) -> RawCall<R> {
+        let now = self.shared().now();
         let mut core_options = CoreCallOptions::new(path).metadata(options.metadata);
         if let Some(timeout) = options.timeout
             && let Some(deadline) = now.checked_add(timeout)
@@ -554,7 +567,7 @@ impl Channel {
         path: &str,
         request: C::Encode,
         options: CallOptions,
-    ) -> Result<Streaming<C>, Status> {
+    ) -> Result<Streaming<C, R>, Status> {
         let codec = C::default();
         let bytes = codec.encode(request)?;
         let mut call = self.start(path, CallKind::ServerStreaming, options).await?;
@@ -567,7 +580,7 @@ impl Channel {
         &self,
         path: &str,
         options: CallOptions,
-    ) -> Result<(Sender<C>, Streaming<C>), Status> {
+    ) -> Result<(Sender<C, R>, Streaming<C, R>), Status> {
         let call = self.start(path, CallKind::BidiStreaming, options).await?;
         let sender = Sender {
             call: RawCall {
@@ -589,23 +602,23 @@ fn call_ended() -> Status {
 }
 
 /// Reports a call's end to the channel's interceptors.
-struct Observer {
-    channel: Channel,
+struct Observer<R: Runtime> {
+    channel: Channel<R>,
     path: String,
     kind: CallKind,
 }
 
 /// One call on the core channel. Dropping it before its status cancels the call.
-struct RawCall {
-    shared: Arc<Shared>,
+struct RawCall<R: Runtime> {
+    shared: Arc<Shared<R>>,
     id: ChannelCallId,
     /// Its status was taken (or another handle owns its lifetime).
     done: bool,
     /// Interceptors to tell how it ended, if the channel has any.
-    observer: Option<Observer>,
+    observer: Option<Observer<R>>,
 }
 
-impl RawCall {
+impl<R: Runtime> RawCall<R> {
     /// Queues one message, waiting for send-buffer room first.
     async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
         let id = self.id;
@@ -616,7 +629,7 @@ impl RawCall {
                     return Poll::Ready(Err(call_ended()));
                 }
                 if st.core.send_capacity(id) == 0 {
-                    Shared::wait_write(st, id, cx.waker());
+                    Shared::<R>::wait_write(st, id, cx.waker());
                     return Poll::Pending;
                 }
                 let m = message.take().unwrap_or_default();
@@ -649,7 +662,7 @@ impl RawCall {
             self.shared.with(|st| match st.core.poll_call(id) {
                 Some(event) => Poll::Ready(event),
                 None => {
-                    Shared::wait_read(st, id, cx.waker());
+                    Shared::<R>::wait_read(st, id, cx.waker());
                     Poll::Pending
                 }
             })
@@ -665,7 +678,7 @@ impl RawCall {
     fn ended(&mut self, status: &Status) {
         self.done = true;
         let id = self.id;
-        self.shared.with(|st| Shared::drop_call(st, id));
+        self.shared.with(|st| Shared::<R>::drop_call(st, id));
         if let Some(o) = self.observer.take() {
             o.channel.after(&o.path, o.kind, status);
         }
@@ -716,13 +729,13 @@ impl RawCall {
     }
 }
 
-impl Drop for RawCall {
+impl<R: Runtime> Drop for RawCall<R> {
     fn drop(&mut self) {
         if !self.done {
             let id = self.id;
             self.shared.with(|st| {
                 st.core.forget(id);
-                Shared::drop_call(st, id);
+                Shared::<R>::drop_call(st, id);
             });
             if let Some(o) = self.observer.take() {
                 let status = Status::cancelled("call dropped by the application");
@@ -734,18 +747,18 @@ impl Drop for RawCall {
 
 /// The requests of a bidi call. Dropping it (or [`close`](Sender::close)) ends the
 /// request stream.
-pub struct Sender<C: Codec> {
-    call: RawCall,
+pub struct Sender<C: Codec, R: Runtime> {
+    call: RawCall<R>,
     codec: C,
 }
 
-impl<C: Codec> std::fmt::Debug for Sender<C> {
+impl<C: Codec, R: Runtime> std::fmt::Debug for Sender<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender").finish_non_exhaustive()
     }
 }
 
-impl<C: Codec> Sender<C> {
+impl<C: Codec, R: Runtime> Sender<C, R> {
     /// Sends one request, waiting while the send buffer is full. Fails once the call
     /// has ended (its status comes from the response stream).
     pub async fn send(&mut self, message: C::Encode) -> Result<(), Status> {
@@ -759,7 +772,7 @@ impl<C: Codec> Sender<C> {
     }
 }
 
-impl<C: Codec> Drop for Sender<C> {
+impl<C: Codec, R: Runtime> Drop for Sender<C, R> {
     fn drop(&mut self) {
         self.call.close_send();
     }
@@ -767,22 +780,22 @@ impl<C: Codec> Drop for Sender<C> {
 
 /// The responses of a streaming call: headers, messages, then the status. Dropping it
 /// before the end cancels the call.
-pub struct Streaming<C: Codec> {
-    call: RawCall,
+pub struct Streaming<C: Codec, R: Runtime> {
+    call: RawCall<R>,
     codec: C,
     headers: Option<Metadata>,
     trailers: Option<Metadata>,
     status: Option<Status>,
 }
 
-impl<C: Codec> std::fmt::Debug for Streaming<C> {
+impl<C: Codec, R: Runtime> std::fmt::Debug for Streaming<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Streaming").finish_non_exhaustive()
     }
 }
 
-impl<C: Codec> Streaming<C> {
-    fn new(call: RawCall, codec: C) -> Self {
+impl<C: Codec, R: Runtime> Streaming<C, R> {
+    fn new(call: RawCall<R>, codec: C) -> Self {
         Streaming {
             call,
             codec,
@@ -811,7 +824,7 @@ impl<C: Codec> Streaming<C> {
             let event = self.call.shared.with(|st| match st.core.poll_call(id) {
                 Some(event) => Some(event),
                 None => {
-                    Shared::wait_read(st, id, cx.waker());
+                    Shared::<R>::wait_read(st, id, cx.waker());
                     None
                 }
             });
@@ -854,7 +867,7 @@ impl<C: Codec> Streaming<C> {
     }
 }
 
-impl<C: Codec + Unpin> Stream for Streaming<C> {
+impl<C: Codec + Unpin, R: Runtime> Stream for Streaming<C, R> {
     type Item = Result<C::Decode, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use grpc_sansio::grpc::metadata::Metadata;
 use grpc_sansio::grpc::status::Status;
 
-use crate::driver::BoxFuture;
+use crate::rt::BoxFuture;
 
 /// Which kind of call an interceptor sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,10 +27,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use grpc_sansio::channel::target::Address;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::driver::{BoxFuture, Connector, Io, TcpConnector};
+use crate::driver::{Connector, PlainConnector};
+use crate::rt::{BoxFuture, Dialer, Io};
 
 /// The most bytes of response head we read from a proxy before giving up: a proxy
 /// that never ends its headers must not make us buffer without limit.
@@ -361,14 +363,14 @@ impl fmt::Debug for ProxyConnector {
 impl ProxyConnector {
     /// Tunnels through the proxy of `config`; `inner` opens the connection to the
     /// proxy (and the direct connections of excluded targets): usually
-    /// [`TcpConnector`].
+    /// [`PlainConnector`].
     pub fn new(config: ProxyConfig, inner: Arc<dyn Connector>) -> ProxyConnector {
         ProxyConnector { config, inner }
     }
 
     /// [`new`](Self::new) over plain TCP.
     pub fn tcp(config: ProxyConfig) -> ProxyConnector {
-        ProxyConnector::new(config, Arc::new(TcpConnector))
+        ProxyConnector::new(config, Arc::new(PlainConnector))
     }
 
     /// The configuration.
@@ -378,17 +380,24 @@ impl ProxyConnector {
 }
 
 impl Connector for ProxyConnector {
-    fn connect(&self, address: &Address, authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>> {
+    fn connect(
+        &self,
+        address: &Address,
+        authority: &str,
+        dialer: &Dialer,
+    ) -> BoxFuture<io::Result<Box<dyn Io>>> {
         // Only TCP destinations can be tunnelled (Go skips the proxy for the rest).
         let target = match address {
             Address::Socket(_) | Address::Name { .. } => address.to_string(),
-            _ => return self.inner.connect(address, authority),
+            _ => return self.inner.connect(address, authority, dialer),
         };
         if !self.config.uses_proxy_for(authority) {
-            return self.inner.connect(address, authority);
+            return self.inner.connect(address, authority, dialer);
         }
         let proxy = self.config.proxy_authority();
-        let hop = self.inner.connect(&self.config.proxy_address(), &proxy);
+        let hop = self
+            .inner
+            .connect(&self.config.proxy_address(), &proxy, dialer);
         let credentials = self.config.credentials.clone();
         Box::pin(async move {
             let io = hop.await.map_err(|e| {
@@ -409,7 +418,7 @@ pub async fn http_connect(
     credentials: Option<(&str, &str)>,
 ) -> io::Result<Box<dyn Io>> {
     let mut request = format!(
-        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: grpc-sansio-tokio/{}\r\n",
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: grpc-sansio/{}\r\n",
         env!("CARGO_PKG_VERSION")
     );
     if let Some((user, password)) = credentials {
@@ -482,13 +491,13 @@ impl AsyncRead for Prefixed {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
+            let n = self.prefix.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.prefix[..n]);
             self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(Ok(n));
         }
         Pin::new(&mut self.io).poll_read(cx, buf)
     }
@@ -512,16 +521,12 @@ impl AsyncWrite for Prefixed {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_close(cx)
     }
 }
 

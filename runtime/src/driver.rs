@@ -9,15 +9,16 @@
 //! awaits while the lock is held.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io::{self, IoSlice};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use futures_io::AsyncWrite;
+use futures_util::future::{Either, select};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use grpc_sansio::channel::balancer::{Endpoint, ResolverState};
 use grpc_sansio::channel::client_channel::{
     Action, Channel as CoreChannel, ChannelCallId, ChannelEvent,
@@ -27,24 +28,22 @@ use grpc_sansio::channel::subchannel::ConnId;
 use grpc_sansio::channel::target::{Address, Target, dns_host_port};
 use grpc_sansio::grpc::status::Status;
 use grpc_sansio::h2::Transmit;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
-/// A boxed future, for the user hooks.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher};
 
-/// A byte stream a connection runs over: TCP, a unix socket, TLS, a proxy tunnel.
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
-
-/// Opens the byte stream for an address (grpc-go's custom dialer). The default
-/// connects TCP (TCP_NODELAY on) or a unix socket.
+/// Opens the byte stream for an address (grpc-go's custom dialer). The default,
+/// [`PlainConnector`], opens TCP (TCP_NODELAY on) or a unix socket with the channel's
+/// runtime.
 pub trait Connector: Send + Sync + 'static {
     /// Connects to `address`; `authority` is the channel's `:authority` (the TLS
-    /// server name, or the host a proxy is asked to reach).
-    fn connect(&self, address: &Address, authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>>;
+    /// server name, or the host a proxy is asked to reach); `dialer` opens plain
+    /// sockets on the channel's runtime, for connectors that wrap them.
+    fn connect(
+        &self,
+        address: &Address,
+        authority: &str,
+        dialer: &Dialer,
+    ) -> BoxFuture<io::Result<Box<dyn Io>>>;
 }
 
 /// Resolves a target of a custom scheme (grpc-go's `resolver.Builder`), called on
@@ -54,68 +53,37 @@ pub trait Resolver: Send + Sync + 'static {
     fn resolve(&self, target: &Target) -> BoxFuture<Result<ResolverState, Status>>;
 }
 
-/// The default connector: TCP with TCP_NODELAY, or unix sockets.
+/// The default connector: a plain socket from the channel's [`Dialer`] (TCP with
+/// TCP_NODELAY, or unix sockets).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct TcpConnector;
+pub struct PlainConnector;
 
-impl Connector for TcpConnector {
-    fn connect(&self, address: &Address, _authority: &str) -> BoxFuture<io::Result<Box<dyn Io>>> {
-        let address = address.clone();
-        Box::pin(async move { connect_plain(&address).await })
+impl Connector for PlainConnector {
+    fn connect(
+        &self,
+        address: &Address,
+        _authority: &str,
+        dialer: &Dialer,
+    ) -> BoxFuture<io::Result<Box<dyn Io>>> {
+        dialer.dial(address)
     }
-}
-
-/// Opens a plain socket to `address`.
-pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
-    match address {
-        Address::Socket(a) => {
-            let s = tokio::net::TcpStream::connect(a).await?;
-            s.set_nodelay(true)?;
-            Ok(Box::new(s))
-        }
-        Address::Name { host, port } => {
-            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            s.set_nodelay(true)?;
-            Ok(Box::new(s))
-        }
-        #[cfg(unix)]
-        Address::Unix(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
-        #[cfg(target_os = "linux")]
-        Address::UnixAbstract(name) => {
-            use std::os::linux::net::SocketAddrExt;
-            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-            let std_stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
-            std_stream.set_nonblocking(true)?;
-            Ok(Box::new(tokio::net::UnixStream::from_std(std_stream)?))
-        }
-        #[allow(unreachable_patterns)]
-        other => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("unsupported address {other}"),
-        )),
-    }
-}
-
-/// The current time as the core wants it (tokio's clock, so paused test time works).
-pub(crate) fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// One connection's handles.
 struct ConnHandle {
     /// Wakes the writer: the core has bytes for this connection.
-    flush: Arc<Notify>,
+    flush: Arc<Signal>,
     /// Wakes the reader: the core may want to read again.
-    resume: Arc<Notify>,
+    resume: Arc<Signal>,
     /// The reader is paused for flow control (set and read under the lock).
     paused: Arc<AtomicBool>,
-    task: JoinHandle<()>,
+    task: Task,
 }
 
 /// The resolver task's handles.
 struct ResolverHandle {
-    again: Arc<Notify>,
-    task: JoinHandle<()>,
+    again: Arc<Signal>,
+    task: Task,
 }
 
 /// Everything behind the lock.
@@ -132,27 +100,31 @@ pub(crate) struct State {
     armed: Option<Instant>,
 }
 
+/// The connectivity state and the last connection error, as watchers see them.
+pub(crate) type StateView = (ConnectivityState, Option<String>);
+
 /// What the tasks and handles share.
-pub(crate) struct Shared {
+pub(crate) struct Shared<R: Runtime> {
     state: Mutex<State>,
     /// The core's next timeout may have moved.
-    timer: Arc<Notify>,
+    timer: Arc<Signal>,
     /// (state, last error) for watchers.
-    state_tx: watch::Sender<(ConnectivityState, Option<String>)>,
+    state_tx: Watch<StateView>,
     connector: Arc<dyn Connector>,
+    dialer: Dialer,
     resolvers: HashMap<String, Arc<dyn Resolver>>,
-    runtime: tokio::runtime::Handle,
-    weak: Weak<Shared>,
+    pub(crate) rt: R,
+    weak: Weak<Shared<R>>,
 }
 
-impl Shared {
-    /// Wraps `core` and starts the timer task. Must run inside a tokio runtime.
+impl<R: Runtime> Shared<R> {
+    /// Wraps `core` and starts the timer task on `rt`.
     pub(crate) fn start(
+        rt: R,
         core: CoreChannel,
         connector: Arc<dyn Connector>,
         resolvers: HashMap<String, Arc<dyn Resolver>>,
-    ) -> Arc<Shared> {
-        let (state_tx, _) = watch::channel((ConnectivityState::Idle, None));
+    ) -> Arc<Shared<R>> {
         let shared = Arc::new_cyclic(|weak| Shared {
             state: Mutex::new(State {
                 core,
@@ -162,16 +134,22 @@ impl Shared {
                 resolver: None,
                 armed: None,
             }),
-            timer: Arc::new(Notify::new()),
-            state_tx,
+            timer: Arc::new(Signal::new()),
+            state_tx: Watch::new((ConnectivityState::Idle, None)),
             connector,
+            dialer: Dialer::new(rt.clone()),
             resolvers,
-            runtime: tokio::runtime::Handle::current(),
+            rt,
             weak: weak.clone(),
         });
         let weak = Arc::downgrade(&shared);
-        shared.runtime.spawn(timer_task(weak));
+        shared.rt.spawn(timer_task(weak));
         shared
+    }
+
+    /// Now, on the runtime's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.rt.now()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -181,7 +159,7 @@ impl Shared {
     }
 
     /// Runs `f` on the state, then settles what it caused.
-    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let mut st = self.lock();
         let r = f(&mut st);
         self.settle(&mut st);
@@ -189,18 +167,18 @@ impl Shared {
     }
 
     /// Runs `f` on the state without settling (for the timer task's bookkeeping).
-    pub(crate) fn with_quiet<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+    pub(crate) fn with_quiet<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.lock())
     }
 
     /// Reads the state without settling (for the timer and readers, whose looks
     /// change nothing).
-    pub(crate) fn peek<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+    pub(crate) fn peek<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.lock())
     }
 
-    /// A receiver of state changes.
-    pub(crate) fn watch_state(&self) -> watch::Receiver<(ConnectivityState, Option<String>)> {
+    /// A watcher of state changes.
+    pub(crate) fn watch_state(&self) -> Watcher<StateView> {
         self.state_tx.subscribe()
     }
 
@@ -240,8 +218,8 @@ impl Shared {
                         }
                     }
                     ChannelEvent::StateChanged(s) => {
-                        let last_error = self.state_tx.borrow().1.clone();
-                        self.state_tx.send_replace((s, last_error));
+                        let last_error = self.state_tx.get().1;
+                        self.state_tx.set((s, last_error));
                     }
                     ChannelEvent::Trace(t) => {
                         if let grpc_sansio::channel::trace::TraceKind::ChannelState {
@@ -249,7 +227,7 @@ impl Shared {
                             last_error,
                         } = &t.kind
                         {
-                            self.state_tx.send_replace((*state, last_error.clone()));
+                            self.state_tx.set((*state, last_error.clone()));
                         }
                         tracing::info!(
                             target: "grpc_sansio::channel",
@@ -270,13 +248,13 @@ impl Shared {
         for (&conn, c) in &st.conns {
             if c.paused.load(Ordering::Relaxed) && st.core.wants_read(conn) {
                 c.paused.store(false, Ordering::Relaxed);
-                c.resume.notify_one();
+                c.resume.notify();
             }
         }
         let next = st.core.poll_timeout();
         if next.is_some_and(|t| st.armed.is_none_or(|armed| t < armed)) {
             st.armed = next;
-            self.timer.notify_one();
+            self.timer.notify();
         }
     }
 
@@ -289,16 +267,14 @@ impl Shared {
                 if let Some(old) = st.resolver.take() {
                     old.task.abort();
                 }
-                let again = Arc::new(Notify::new());
+                let again = Arc::new(Signal::new());
                 let custom = self.resolvers.get(&target.scheme).cloned();
-                let task = self
-                    .runtime
-                    .spawn(resolver_task(me, target, custom, again.clone()));
+                let task = Task::spawn(&self.rt, resolver_task(me, target, custom, again.clone()));
                 st.resolver = Some(ResolverHandle { again, task });
             }
             Action::ResolveNow => {
                 if let Some(r) = &st.resolver {
-                    r.again.notify_one();
+                    r.again.notify();
                 }
             }
             Action::StopResolving => {
@@ -307,19 +283,22 @@ impl Shared {
                 }
             }
             Action::Connect { conn, address } => {
-                let flush = Arc::new(Notify::new());
-                let resume = Arc::new(Notify::new());
+                let flush = Arc::new(Signal::new());
+                let resume = Arc::new(Signal::new());
                 let paused = Arc::new(AtomicBool::new(false));
                 let authority = st.core.authority().to_owned();
-                let task = self.runtime.spawn(connection_task(
-                    me,
-                    conn,
-                    address,
-                    authority,
-                    flush.clone(),
-                    resume.clone(),
-                    paused.clone(),
-                ));
+                let task = Task::spawn(
+                    &self.rt,
+                    connection_task(
+                        me,
+                        conn,
+                        address,
+                        authority,
+                        flush.clone(),
+                        resume.clone(),
+                        paused.clone(),
+                    ),
+                );
                 st.conns.insert(
                     conn,
                     ConnHandle {
@@ -332,7 +311,7 @@ impl Shared {
             }
             Action::Flush(conn) => {
                 if let Some(c) = st.conns.get(&conn) {
-                    c.flush.notify_one();
+                    c.flush.notify();
                 }
             }
             Action::Close(conn) => {
@@ -346,13 +325,14 @@ impl Shared {
     /// Shuts the channel down (graceful for running calls) and stops its tasks once
     /// the core has closed everything.
     pub(crate) fn shutdown(&self) {
+        let now = self.now();
         self.with(|st| {
-            st.core.shutdown(now());
+            st.core.shutdown(now);
         });
     }
 }
 
-impl Drop for Shared {
+impl<R: Runtime> Drop for Shared<R> {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         for (_, c) in st.conns.drain() {
@@ -365,15 +345,12 @@ impl Drop for Shared {
 }
 
 /// Fires the core's timers. Ends when the channel is gone.
-async fn timer_task(weak: Weak<Shared>) {
+async fn timer_task<R: Runtime>(weak: Weak<Shared<R>>) {
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
         };
         let timer = shared.timer.clone();
-        let notified = timer.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
         let next = shared.with_quiet(|st| {
             let next = st.core.poll_timeout();
             st.armed = next;
@@ -381,53 +358,56 @@ async fn timer_task(weak: Weak<Shared>) {
         });
         match next {
             Some(at) => {
-                let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(at));
+                let sleep = shared.rt.sleep_until(at);
                 // Hold no strong reference while asleep, so dropping the channel ends us.
                 drop(shared);
-                tokio::select! {
-                    () = sleep => {
-                        if let Some(shared) = weak.upgrade() {
-                            shared.with(|st| st.core.handle_timeout(now()));
-                        }
-                    }
-                    () = notified => {}
+                let notified = std::pin::pin!(timer.notified());
+                let sleep = std::pin::pin!(sleep);
+                if let Either::Left(_) = select(sleep, notified).await
+                    && let Some(shared) = weak.upgrade()
+                {
+                    let now = shared.now();
+                    shared.with(|st| st.core.handle_timeout(now));
                 }
             }
             None => {
                 drop(shared);
-                notified.await;
+                timer.notified().await;
             }
         }
     }
 }
 
-/// Resolves `target` now and on every request: DNS (A and AAAA through the system
-/// resolver) or the user's resolver for the scheme.
-async fn resolver_task(
-    shared: Arc<Shared>,
+/// Resolves `target` now and on every request: DNS (A and AAAA through the
+/// runtime's resolver) or the user's resolver for the scheme.
+async fn resolver_task<R: Runtime>(
+    shared: Arc<Shared<R>>,
     target: Target,
     custom: Option<Arc<dyn Resolver>>,
-    again: Arc<Notify>,
+    again: Arc<Signal>,
 ) {
     let weak = Arc::downgrade(&shared);
+    let rt = shared.rt.clone();
     drop(shared);
     loop {
         let result = match &custom {
             Some(r) => r.resolve(&target).await,
-            None => resolve_dns(&target).await,
+            None => resolve_dns(&rt, &target).await,
         };
         let Some(shared) = weak.upgrade() else {
             return;
         };
-        shared.with(|st| st.core.resolver_update(result, now()));
+        let now = shared.now();
+        shared.with(|st| st.core.resolver_update(result, now));
         drop(shared);
         again.notified().await;
     }
 }
 
-async fn resolve_dns(target: &Target) -> Result<ResolverState, Status> {
+async fn resolve_dns<R: Runtime>(rt: &R, target: &Target) -> Result<ResolverState, Status> {
     let (host, port) = dns_host_port(target).map_err(|e| Status::unavailable(e.to_string()))?;
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
+    let addrs = rt
+        .lookup(&host, port)
         .await
         .map_err(|e| Status::unavailable(format!("dns: lookup {host}: {e}")))?;
     let mut endpoints: Vec<Endpoint> = Vec::new();
@@ -447,44 +427,64 @@ async fn resolve_dns(target: &Target) -> Result<ResolverState, Status> {
 }
 
 /// Connects, then runs the connection: the writer as its own task, the reader here.
-async fn connection_task(
-    shared: Arc<Shared>,
+async fn connection_task<R: Runtime>(
+    shared: Arc<Shared<R>>,
     conn: ConnId,
     address: Address,
     authority: String,
-    flush: Arc<Notify>,
-    resume: Arc<Notify>,
+    flush: Arc<Signal>,
+    resume: Arc<Signal>,
     paused: Arc<AtomicBool>,
 ) {
-    let io = shared.connector.connect(&address, &authority).await;
+    let io = shared
+        .connector
+        .connect(&address, &authority, &shared.dialer)
+        .await;
     let io = match io {
         Ok(io) => io,
         Err(e) => {
             let message = format!("dial {address}: {e}");
-            shared.with(|st| st.core.connect_result(conn, Err(message), now()));
+            let now = shared.now();
+            shared.with(|st| st.core.connect_result(conn, Err(message), now));
             return;
         }
     };
-    shared.with(|st| st.core.connect_result(conn, Ok(()), now()));
-    let (reader, writer) = tokio::io::split(io);
-    let writer_task =
-        shared
-            .runtime
-            .spawn(write_loop(Arc::downgrade(&shared), conn, writer, flush));
+    let now = shared.now();
+    shared.with(|st| st.core.connect_result(conn, Ok(()), now));
+    let (reader, writer) = io.split();
+    let writer_task = Task::spawn(
+        &shared.rt,
+        write_loop(Arc::downgrade(&shared), conn, writer, flush),
+    );
     read_loop(Arc::downgrade(&shared), conn, reader, resume, paused).await;
     // The reader ends on EOF or error; the writer has nothing left to do.
     writer_task.abort();
 }
 
+/// Reads from `reader` into `buf`, a zeroed region that each read's bytes are split
+/// off the front of; a fresh region is taken when little is left. (`futures-io` reads
+/// need initialised memory: zeroing once per region, not per read, keeps that cheap.)
+pub(crate) async fn read_chunk<T: futures_io::AsyncRead + Unpin>(
+    reader: &mut T,
+    buf: &mut BytesMut,
+) -> io::Result<BytesMut> {
+    const REGION: usize = 64 * 1024;
+    if buf.len() < 16 * 1024 {
+        *buf = BytesMut::zeroed(REGION);
+    }
+    let n = reader.read(&mut buf[..]).await?;
+    Ok(buf.split_to(n))
+}
+
 /// Socket → core, pausing while the core does not want to read (flow control).
-async fn read_loop(
-    weak: Weak<Shared>,
+async fn read_loop<R: Runtime>(
+    weak: Weak<Shared<R>>,
     conn: ConnId,
-    mut reader: tokio::io::ReadHalf<Box<dyn Io>>,
-    resume: Arc<Notify>,
+    mut reader: ReadHalf<Box<dyn Io>>,
+    resume: Arc<Signal>,
     paused: Arc<AtomicBool>,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::new();
     loop {
         loop {
             let Some(shared) = weak.upgrade() else {
@@ -502,20 +502,17 @@ async fn read_loop(
             }
             resume.notified().await;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        let n = reader.read_buf(&mut buf).await;
+        let read = read_chunk(&mut reader, &mut buf).await;
         let Some(shared) = weak.upgrade() else {
             return;
         };
-        match n {
-            Ok(n) if n > 0 => {
-                let data = buf.split();
-                shared.with(|st| st.core.recv(conn, data, now()));
+        let now = shared.now();
+        match read {
+            Ok(data) if !data.is_empty() => {
+                shared.with(|st| st.core.recv(conn, data, now));
             }
             _ => {
-                shared.with(|st| st.core.recv_eof(conn, now()));
+                shared.with(|st| st.core.recv_eof(conn, now));
                 return;
             }
         }
@@ -524,19 +521,20 @@ async fn read_loop(
 
 /// Core → socket: each batch from `poll_transmit` in vectored writes, frame heads and
 /// payload `Bytes` as they are.
-async fn write_loop(
-    weak: Weak<Shared>,
+async fn write_loop<R: Runtime>(
+    weak: Weak<Shared<R>>,
     conn: ConnId,
-    mut writer: tokio::io::WriteHalf<Box<dyn Io>>,
-    flush: Arc<Notify>,
+    mut writer: WriteHalf<Box<dyn Io>>,
+    flush: Arc<Signal>,
 ) {
     let mut out = Transmit::new();
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
         };
+        let now = shared.now();
         shared.with(|st| {
-            while st.core.poll_transmit(conn, now(), &mut out) > 0 && out.len() < 256 * 1024 {}
+            while st.core.poll_transmit(conn, now, &mut out) > 0 && out.len() < 256 * 1024 {}
         });
         drop(shared);
         if out.is_empty() {
@@ -555,7 +553,8 @@ async fn write_loop(
         }
     }
     if let Some(shared) = weak.upgrade() {
-        shared.with(|st| st.core.recv_eof(conn, now()));
+        let now = shared.now();
+        shared.with(|st| st.core.recv_eof(conn, now));
     }
 }
 
@@ -609,6 +608,18 @@ mod tests {
 
     use super::*;
 
+    /// Polls `f` to completion on this thread (the sinks here are always ready).
+    fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+        }
+    }
+
     /// A sink taking at most `per_call` bytes per write, recording how many writes.
     struct Trickle {
         got: Vec<u8>,
@@ -648,21 +659,17 @@ mod tests {
             Poll::Ready(Ok(n))
         }
 
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
 
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
     }
 
-    #[tokio::test]
-    async fn every_byte_in_order_across_partial_writes_empty_chunks_and_many_chunks() {
+    #[test]
+    fn every_byte_in_order_across_partial_writes_empty_chunks_and_many_chunks() {
         let chunks: Vec<Bytes> = (0..150u8)
             .map(|i| Bytes::from(vec![i; usize::from(i % 7)]))
             .collect();
@@ -673,7 +680,7 @@ mod tests {
                 per_call,
                 writes: 0,
             };
-            write_chunks(&mut sink, &chunks).await.unwrap();
+            futures_executor_block_on(write_chunks(&mut sink, &chunks)).unwrap();
             assert_eq!(sink.got, expected, "{per_call} bytes per write");
             if per_call == usize::MAX {
                 // 150 chunks in batches of at most 64 slices.
@@ -682,15 +689,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_sink_that_takes_nothing_is_an_error_not_a_loop() {
+    #[test]
+    fn a_sink_that_takes_nothing_is_an_error_not_a_loop() {
         let mut sink = Trickle {
             got: Vec::new(),
             per_call: 0,
             writes: 0,
         };
-        let err = write_chunks(&mut sink, &[Bytes::from_static(b"x")])
-            .await
+        let err = futures_executor_block_on(write_chunks(&mut sink, &[Bytes::from_static(b"x")]))
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WriteZero);
     }

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::{Either, select};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use grpc_sansio::grpc::code::Code;
 use grpc_sansio::grpc::compression::Encoding;
 use grpc_sansio::grpc::metadata::Metadata;
@@ -18,11 +20,10 @@ use grpc_sansio::grpc::transport::{
     CallError, CallId, MessageLimits, ServerTransport, ServerTransportEvent,
 };
 use grpc_sansio::h2::{Config, EnforcementPolicy, ServerKeepaliveConfig, Transmit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
 
 use crate::codec::Codec;
-use crate::driver::{BoxFuture, Io, now, write_chunks};
+use crate::driver::{read_chunk, write_chunks};
+use crate::rt::{BoxFuture, Io, Runtime, Signal, Task, Watch, timeout};
 
 /// A request of a unary handler.
 #[derive(Debug)]
@@ -59,16 +60,17 @@ impl<T> Reply<T> {
     }
 }
 
-type Handler = Arc<dyn Fn(CallHandle) -> BoxFuture<()> + Send + Sync>;
+type Handler<R> = Arc<dyn Fn(CallHandle<R>) -> BoxFuture<()> + Send + Sync>;
 
 /// Builds a [`Server`].
-pub struct ServerBuilder {
-    handlers: HashMap<String, Handler>,
+pub struct ServerBuilder<R: Runtime> {
+    rt: Option<R>,
+    handlers: HashMap<String, Handler<R>>,
     config: Config,
     limits: MessageLimits,
 }
 
-impl std::fmt::Debug for ServerBuilder {
+impl<R: Runtime> std::fmt::Debug for ServerBuilder<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerBuilder")
             .field("methods", &self.handlers.keys().collect::<Vec<_>>())
@@ -76,9 +78,10 @@ impl std::fmt::Debug for ServerBuilder {
     }
 }
 
-impl Default for ServerBuilder {
+impl<R: Runtime> Default for ServerBuilder<R> {
     fn default() -> Self {
         ServerBuilder {
+            rt: None,
             handlers: HashMap::new(),
             config: Config::server(),
             limits: MessageLimits::default(),
@@ -86,7 +89,7 @@ impl Default for ServerBuilder {
     }
 }
 
-impl ServerBuilder {
+impl<R: Runtime> ServerBuilder<R> {
     /// Serves `path` (`/package.Service/Method`) with a unary handler.
     pub fn unary<C, F, Fut>(mut self, path: &str, handler: F) -> Self
     where
@@ -95,10 +98,10 @@ impl ServerBuilder {
         Fut: Future<Output = Result<Reply<C::Encode>, Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let wrapped: Handler = Arc::new(move |call: CallHandle| {
+        let wrapped: Handler<R> = Arc::new(move |call: CallHandle<R>| {
             let handler = handler.clone();
             Box::pin(async move {
-                let (mut incoming, mut outgoing) = split::<C>(call);
+                let (mut incoming, mut outgoing) = split::<C, R>(call);
                 let result = async {
                     let message = match incoming.message().await? {
                         Some(m) => m,
@@ -141,14 +144,14 @@ impl ServerBuilder {
     pub fn streaming<C, F, Fut>(mut self, path: &str, handler: F) -> Self
     where
         C: Codec + Default,
-        F: Fn(Incoming<C>, Outgoing<C>) -> Fut + Send + Sync + 'static,
+        F: Fn(Incoming<C, R>, Outgoing<C, R>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Status>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let wrapped: Handler = Arc::new(move |call: CallHandle| {
+        let wrapped: Handler<R> = Arc::new(move |call: CallHandle<R>| {
             let handler = handler.clone();
             Box::pin(async move {
-                let (incoming, outgoing) = split::<C>(call);
+                let (incoming, outgoing) = split::<C, R>(call);
                 let finisher = outgoing.finisher();
                 let result = handler(incoming, outgoing).await;
                 finisher.finish(result);
@@ -182,93 +185,132 @@ impl ServerBuilder {
         self
     }
 
+    /// The runtime the server's tasks run on (by default the one it first serves a
+    /// connection in).
+    pub fn runtime(mut self, rt: R) -> Self {
+        self.rt = Some(rt);
+        self
+    }
+
     /// The server.
-    pub fn build(self) -> Server {
-        let (shutdown_tx, _) = watch::channel(false);
+    pub fn build(self) -> Server<R> {
+        let rt = OnceLock::new();
+        if let Some(r) = self.rt {
+            let _ = rt.set(r);
+        }
         Server {
             inner: Arc::new(ServerInner {
+                rt,
                 handlers: self.handlers,
                 config: self.config,
                 limits: self.limits,
-                shutdown: shutdown_tx,
+                shutdown: Watch::new(false),
                 connections: Mutex::new(Vec::new()),
             }),
         }
     }
 }
 
-struct ServerInner {
-    handlers: HashMap<String, Handler>,
+struct ServerInner<R: Runtime> {
+    rt: OnceLock<R>,
+    handlers: HashMap<String, Handler<R>>,
     config: Config,
     limits: MessageLimits,
-    shutdown: watch::Sender<bool>,
-    connections: Mutex<Vec<Weak<Conn>>>,
+    shutdown: Watch<bool>,
+    connections: Mutex<Vec<Weak<Conn<R>>>>,
+}
+
+impl<R: Runtime> ServerInner<R> {
+    fn rt(&self) -> &R {
+        self.rt.get_or_init(R::current)
+    }
 }
 
 /// A gRPC server. Cheap to clone; clones serve the same handlers.
-#[derive(Clone)]
-pub struct Server {
-    inner: Arc<ServerInner>,
+pub struct Server<R: Runtime> {
+    inner: Arc<ServerInner<R>>,
 }
 
-impl std::fmt::Debug for Server {
+impl<R: Runtime> Clone for Server<R> {
+    fn clone(&self) -> Self {
+        Server {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<R: Runtime> std::fmt::Debug for Server<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").finish_non_exhaustive()
     }
 }
 
-impl Server {
+impl<R: Runtime> Server<R> {
     /// A builder.
-    pub fn builder() -> ServerBuilder {
+    pub fn builder() -> ServerBuilder<R> {
         ServerBuilder::default()
     }
 
-    /// Accepts connections on `listener` until [`shutdown`](Self::shutdown).
-    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let mut stop = self.inner.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, _) = accepted?;
-                    stream.set_nodelay(true)?;
-                    self.serve_connection(Box::new(stream));
-                }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
-            }
-        }
+    /// Accepts connections on `listener` until [`shutdown`](Self::shutdown). One
+    /// connection's accept error (reset, aborted) does not end it.
+    pub async fn serve(&self, listener: R::Listener) -> std::io::Result<()> {
+        self.accept_loop(listener, |server, io, _| server.serve_connection(io))
+            .await
     }
 
     /// Accepts TLS connections on `listener` until [`shutdown`](Self::shutdown); each
-    /// handshake runs in its own task, so a slow client never holds up accepting.
+    /// handshake runs in its own task with the acceptor's time limit, so a slow client
+    /// never holds up accepting. Failed handshakes are logged at debug level.
     #[cfg(feature = "tls")]
     pub async fn serve_tls(
         &self,
-        listener: tokio::net::TcpListener,
+        listener: R::Listener,
         acceptor: crate::tls::TlsAcceptor,
     ) -> std::io::Result<()> {
+        self.accept_loop(listener, move |server, io, peer| {
+            let acceptor = acceptor.clone();
+            let rt = server.inner.rt().clone();
+            let server = server.clone();
+            rt.clone().spawn(async move {
+                let limit = acceptor.handshake_timeout_value();
+                match timeout(&rt, limit, acceptor.accept(io)).await {
+                    Some(Ok(io)) => server.serve_connection(io),
+                    Some(Err(e)) => {
+                        tracing::debug!(target: "grpc_sansio::server", %peer, "{e}")
+                    }
+                    None => tracing::debug!(
+                        target: "grpc_sansio::server",
+                        %peer,
+                        "TLS handshake: timed out"
+                    ),
+                }
+            });
+        })
+        .await
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: R::Listener,
+        mut on_accept: impl FnMut(&Self, Box<dyn Io>, std::net::SocketAddr),
+    ) -> std::io::Result<()> {
+        let rt = self.inner.rt().clone();
         let mut stop = self.inner.shutdown.subscribe();
         loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        // One connection's trouble must not end the listener.
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionAborted
+            let accept = std::pin::pin!(rt.accept(&listener));
+            let stopped = std::pin::pin!(stop.wait_for(|s| *s));
+            match select(accept, stopped).await {
+                Either::Left((Ok((io, peer)), _)) => on_accept(self, io, peer),
+                // One connection's trouble must not end the listener.
+                Either::Left((Err(e), _))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted
                             | std::io::ErrorKind::ConnectionReset
-                            | std::io::ErrorKind::Interrupted) => continue,
-                        Err(e) => return Err(e),
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let server = self.clone();
-                    let acceptor = acceptor.clone();
-                    tokio::spawn(async move {
-                        match acceptor.accept(stream).await {
-                            Ok(io) => server.serve_connection(io),
-                            Err(e) => tracing::debug!(target: "grpc_sansio::server", %peer, "TLS handshake failed: {e}"),
-                        }
-                    });
-                }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Either::Left((Err(e), _)) => return Err(e),
+                Either::Right(((), _)) => return Ok(()),
             }
         }
     }
@@ -281,16 +323,17 @@ impl Server {
             list.retain(|w| w.strong_count() > 0);
             list.push(Arc::downgrade(&conn));
         }
-        if *self.inner.shutdown.borrow() {
+        if self.inner.shutdown.get() {
             conn.with(|st| st.transport.shutdown());
         }
-        tokio::spawn(run_connection(conn, io));
+        let rt = self.inner.rt().clone();
+        rt.spawn(run_connection(conn, io));
     }
 
     /// Graceful shutdown: stops accepting, sends the two-phase GOAWAY on every
     /// connection; calls in flight finish.
     pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
+        self.inner.shutdown.set(true);
         self.drain_connections();
     }
 
@@ -298,7 +341,7 @@ impl Server {
     /// accepting: clients finish their calls there and reconnect (connection rotation,
     /// as max connection age does on a timer).
     pub fn drain_connections(&self) {
-        let conns: Vec<Arc<Conn>> = self
+        let conns: Vec<Arc<Conn<R>>> = self
             .inner
             .connections
             .lock()
@@ -338,34 +381,42 @@ struct ConnState {
     /// The handler task of each call still running, so a closed connection can stop
     /// them (a handler that never looks at its call would otherwise outlive it and
     /// keep the connection's memory).
-    handlers: HashMap<CallId, tokio::task::AbortHandle>,
+    handlers: HashMap<CallId, Task>,
 }
 
-struct Conn {
+struct Conn<R: Runtime> {
     state: Mutex<ConnState>,
-    flush: Notify,
-    resume: Notify,
-    timer: Notify,
-    server: Arc<ServerInner>,
-    weak: Weak<Conn>,
+    flush: Signal,
+    resume: Signal,
+    timer: Signal,
+    server: Arc<ServerInner<R>>,
+    rt: R,
+    weak: Weak<Conn<R>>,
 }
 
-impl Conn {
-    fn new(server: Arc<ServerInner>) -> Arc<Conn> {
+impl<R: Runtime> Conn<R> {
+    fn new(server: Arc<ServerInner<R>>) -> Arc<Conn<R>> {
+        let rt = server.rt().clone();
+        let now = rt.now();
         Arc::new_cyclic(|weak| Conn {
             state: Mutex::new(ConnState {
-                transport: ServerTransport::new(server.config.clone(), server.limits, now()),
+                transport: ServerTransport::new(server.config.clone(), server.limits, now),
                 readers: HashMap::new(),
                 writers: HashMap::new(),
                 trailers: HashMap::new(),
                 handlers: HashMap::new(),
             }),
-            flush: Notify::new(),
-            resume: Notify::new(),
-            timer: Notify::new(),
+            flush: Signal::new(),
+            resume: Signal::new(),
+            timer: Signal::new(),
             server,
+            rt,
             weak: weak.clone(),
         })
+    }
+
+    fn now(&self) -> Instant {
+        self.rt.now()
     }
 
     fn lock(&self) -> MutexGuard<'_, ConnState> {
@@ -374,13 +425,13 @@ impl Conn {
 
     /// Runs `f` on the connection, then dispatches what the transport reported and
     /// wakes the writer, reader and timer tasks to look again.
-    fn with<R>(&self, f: impl FnOnce(&mut ConnState) -> R) -> R {
+    fn with<T>(&self, f: impl FnOnce(&mut ConnState) -> T) -> T {
         self.with_from(Origin::Other, f)
     }
 
     /// [`with`](Self::with) from one of the connection's own tasks, which does not wake
     /// itself (it looks again anyway; a self-wake would spin).
-    fn with_from<R>(&self, origin: Origin, f: impl FnOnce(&mut ConnState) -> R) -> R {
+    fn with_from<T>(&self, origin: Origin, f: impl FnOnce(&mut ConnState) -> T) -> T {
         let mut st = self.lock();
         let r = f(&mut st);
         while let Some(event) = st.transport.poll_event() {
@@ -409,13 +460,13 @@ impl Conn {
             }
         }
         if origin != Origin::Writer {
-            self.flush.notify_one();
+            self.flush.notify();
         }
         if origin != Origin::Reader {
-            self.resume.notify_one();
+            self.resume.notify();
         }
         if origin != Origin::Timer {
-            self.timer.notify_one();
+            self.timer.notify();
         }
         r
     }
@@ -434,8 +485,8 @@ impl Conn {
                     id: call,
                     head,
                 };
-                let task = tokio::spawn(handler(handle));
-                st.handlers.insert(call, task.abort_handle());
+                let task = Task::spawn(&self.rt, handler(handle));
+                st.handlers.insert(call, task);
             }
             None => {
                 let status = Status::new(
@@ -452,13 +503,13 @@ impl Conn {
 }
 
 /// A call's identity for its handler.
-struct CallHandle {
-    conn: Arc<Conn>,
+struct CallHandle<R: Runtime> {
+    conn: Arc<Conn<R>>,
     id: CallId,
     head: RequestHead,
 }
 
-fn split<C: Codec + Default>(call: CallHandle) -> (Incoming<C>, Outgoing<C>) {
+fn split<C: Codec + Default, R: Runtime>(call: CallHandle<R>) -> (Incoming<C, R>, Outgoing<C, R>) {
     (
         Incoming {
             conn: call.conn.clone(),
@@ -476,8 +527,8 @@ fn split<C: Codec + Default>(call: CallHandle) -> (Incoming<C>, Outgoing<C>) {
 }
 
 /// The requests of a call.
-pub struct Incoming<C: Codec> {
-    conn: Arc<Conn>,
+pub struct Incoming<C: Codec, R: Runtime> {
+    conn: Arc<Conn<R>>,
     id: CallId,
     /// The checked request headers: path, metadata, deadline, encoding.
     pub head: RequestHead,
@@ -485,7 +536,7 @@ pub struct Incoming<C: Codec> {
     ended: bool,
 }
 
-impl<C: Codec> std::fmt::Debug for Incoming<C> {
+impl<C: Codec, R: Runtime> std::fmt::Debug for Incoming<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Incoming")
             .field("head", &self.head)
@@ -493,7 +544,7 @@ impl<C: Codec> std::fmt::Debug for Incoming<C> {
     }
 }
 
-impl<C: Codec> Incoming<C> {
+impl<C: Codec, R: Runtime> Incoming<C, R> {
     /// The next request; `Ok(None)` once the client finished sending, `Err` if the call
     /// failed (cancelled, deadline, bad message).
     pub async fn message(&mut self) -> Result<Option<C::Decode>, Status> {
@@ -536,25 +587,25 @@ impl<C: Codec> Incoming<C> {
 }
 
 /// The responses of a call.
-pub struct Outgoing<C: Codec> {
-    conn: Arc<Conn>,
+pub struct Outgoing<C: Codec, R: Runtime> {
+    conn: Arc<Conn<R>>,
     id: CallId,
     codec: C,
 }
 
-impl<C: Codec> std::fmt::Debug for Outgoing<C> {
+impl<C: Codec, R: Runtime> std::fmt::Debug for Outgoing<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outgoing").finish_non_exhaustive()
     }
 }
 
 /// Ends a call once its handler returns.
-struct Finisher {
-    conn: Arc<Conn>,
+struct Finisher<R: Runtime> {
+    conn: Arc<Conn<R>>,
     id: CallId,
 }
 
-impl Finisher {
+impl<R: Runtime> Finisher<R> {
     fn finish(self, result: Result<(), Status>) {
         let status = match result {
             Ok(()) => Status::ok(),
@@ -571,8 +622,8 @@ impl Finisher {
     }
 }
 
-impl<C: Codec> Outgoing<C> {
-    fn finisher(&self) -> Finisher {
+impl<C: Codec, R: Runtime> Outgoing<C, R> {
+    fn finisher(&self) -> Finisher<R> {
         Finisher {
             conn: self.conn.clone(),
             id: self.id,
@@ -637,36 +688,29 @@ impl<C: Codec> Outgoing<C> {
 }
 
 /// Runs one connection: the writer and timer as tasks, the reader here.
-async fn run_connection(conn: Arc<Conn>, io: Box<dyn Io>) {
-    let (mut reader, writer) = tokio::io::split(io);
-    let writer = tokio::spawn(server_write_loop(Arc::downgrade(&conn), writer));
-    let timer = tokio::spawn(server_timer_loop(Arc::downgrade(&conn)));
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
+    let (mut reader, writer) = io.split();
+    let writer = Task::spawn(&conn.rt, server_write_loop(Arc::downgrade(&conn), writer));
+    let timer = Task::spawn(&conn.rt, server_timer_loop(Arc::downgrade(&conn)));
+    let mut buf = BytesMut::new();
     loop {
         loop {
-            let resume = conn.resume.notified();
             let (wants, closed) = {
                 let st = conn.lock();
                 (st.transport.wants_read(), st.transport.is_closed())
             };
-            if closed {
+            if closed || wants {
                 break;
             }
-            if wants {
-                break;
-            }
-            resume.await;
+            conn.resume.notified().await;
         }
         if conn.lock().transport.is_closed() {
             break;
         }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        match reader.read_buf(&mut buf).await {
-            Ok(n) if n > 0 => {
-                let data = buf.split();
-                conn.with_from(Origin::Reader, |st| st.transport.recv(data, now()));
+        match read_chunk(&mut reader, &mut buf).await {
+            Ok(data) if !data.is_empty() => {
+                let now = conn.now();
+                conn.with_from(Origin::Reader, |st| st.transport.recv(data, now));
             }
             _ => {
                 conn.with(|st| st.transport.recv_eof());
@@ -675,28 +719,33 @@ async fn run_connection(conn: Arc<Conn>, io: Box<dyn Io>) {
         }
     }
     // Let the writer push out the last frames (GOAWAY), then stop.
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+    let rt = conn.rt.clone();
+    if timeout(&rt, Duration::from_secs(1), writer.join())
+        .await
+        .is_none()
+    {
+        writer.abort();
+    }
     timer.abort();
 }
 
-async fn server_write_loop(weak: Weak<Conn>, mut writer: tokio::io::WriteHalf<Box<dyn Io>>) {
+async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHalf<Box<dyn Io>>) {
     let mut out = Transmit::new();
     loop {
         let Some(conn) = weak.upgrade() else {
             return;
         };
+        let now = conn.now();
         let closed = conn.with_from(Origin::Writer, |st| {
-            while st.transport.poll_transmit(now(), &mut out) > 0 && out.len() < 256 * 1024 {}
+            while st.transport.poll_transmit(now, &mut out) > 0 && out.len() < 256 * 1024 {}
             st.transport.is_closed()
         });
         if out.is_empty() {
             if writer.flush().await.is_err() || closed {
-                let _ = writer.shutdown().await;
+                let _ = writer.close().await;
                 return;
             }
-            let flush = &conn.flush;
-            // Hold the Arc only while waiting on its Notify.
-            flush.notified().await;
+            conn.flush.notified().await;
             continue;
         }
         let written = write_chunks(&mut writer, out.chunks()).await;
@@ -708,23 +757,22 @@ async fn server_write_loop(weak: Weak<Conn>, mut writer: tokio::io::WriteHalf<Bo
     }
 }
 
-async fn server_timer_loop(weak: Weak<Conn>) {
+async fn server_timer_loop<R: Runtime>(weak: Weak<Conn<R>>) {
     loop {
         let Some(conn) = weak.upgrade() else {
             return;
         };
         let next = conn.lock().transport.poll_timeout();
-        let notified = conn.timer.notified();
         match next {
             Some(at) => {
-                tokio::select! {
-                    () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {
-                        conn.with_from(Origin::Timer, |st| st.transport.handle_timeout(now()));
-                    }
-                    () = notified => {}
+                let sleep = std::pin::pin!(conn.rt.sleep_until(at));
+                let notified = std::pin::pin!(conn.timer.notified());
+                if let Either::Left(_) = select(sleep, notified).await {
+                    let now = conn.now();
+                    conn.with_from(Origin::Timer, |st| st.transport.handle_timeout(now));
                 }
             }
-            None => notified.await,
+            None => conn.timer.notified().await,
         }
     }
 }

@@ -1,0 +1,350 @@
+//! What this layer needs of an async runtime ([`Runtime`]), the byte streams it runs
+//! connections over ([`Io`]), and the few runtime-neutral synchronisation pieces the
+//! tasks share: a one-waiter [`Signal`], a state [`Watch`] and abortable [`Task`]s.
+//!
+//! An adapter crate implements [`Runtime`] in a hundred lines (spawn, sleep, clock,
+//! sockets, DNS, accept); everything else — the driver, the channel and server APIs,
+//! TLS, the proxy — is written once, here.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_util::future::{AbortHandle, Either, abortable, select};
+use futures_util::task::AtomicWaker;
+use grpc_sansio::channel::target::Address;
+
+/// A boxed future, for the user hooks.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream a connection runs over: TCP, a unix socket, TLS, a proxy tunnel. The
+/// `futures-io` traits are the runtime-neutral ones; the tokio adapter wraps tokio's
+/// streams to fit them.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// An async runtime, as this layer uses it. Implemented by the adapters
+/// (`grpc-sansio-tokio`, `grpc-sansio-async-std`); cheap to clone.
+pub trait Runtime: Clone + Send + Sync + 'static {
+    /// The listening socket [`Server::serve`](crate::server::Server::serve) accepts on.
+    type Listener: Send + Sync + 'static;
+
+    /// The runtime the calling code runs in (for tokio: the current runtime's handle,
+    /// so this must be called inside one).
+    fn current() -> Self;
+
+    /// Runs `task` in the background, detached.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static);
+
+    /// A future that completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Now, on the runtime's clock (tokio's paused test clock, for instance).
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Opens a plain socket: TCP with TCP_NODELAY for socket addresses and names, or a
+    /// unix socket.
+    fn connect(
+        &self,
+        address: &Address,
+    ) -> impl Future<Output = io::Result<Box<dyn Io>>> + Send + 'static;
+
+    /// Resolves `host` to its addresses (A and AAAA records).
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'static;
+
+    /// Accepts one connection on `listener` (TCP_NODELAY set).
+    fn accept(
+        &self,
+        listener: &Self::Listener,
+    ) -> impl Future<Output = io::Result<(Box<dyn Io>, SocketAddr)>> + Send;
+}
+
+/// Opens plain sockets on a channel's runtime: what wrapping connectors (TLS, the
+/// proxy tunnel) build on, handed to every [`Connector`](crate::driver::Connector).
+#[derive(Clone)]
+pub struct Dialer(Arc<DialFn>);
+
+/// What a [`Dialer`] calls.
+type DialFn = dyn Fn(&Address) -> BoxFuture<io::Result<Box<dyn Io>>> + Send + Sync;
+
+impl Dialer {
+    /// A dialer connecting with `rt`.
+    pub fn new<R: Runtime>(rt: R) -> Dialer {
+        Dialer(Arc::new(move |address: &Address| {
+            Box::pin(rt.connect(address))
+        }))
+    }
+
+    /// A dialer that calls `f` (tests, or a socket factory of your own).
+    pub fn from_fn(
+        f: impl Fn(&Address) -> BoxFuture<io::Result<Box<dyn Io>>> + Send + Sync + 'static,
+    ) -> Dialer {
+        Dialer(Arc::new(f))
+    }
+
+    /// Opens a plain socket to `address`.
+    pub fn dial(&self, address: &Address) -> BoxFuture<io::Result<Box<dyn Io>>> {
+        (self.0)(address)
+    }
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dialer")
+    }
+}
+
+/// Wakes one waiting task; a notification with nobody waiting is kept for the next
+/// wait, so a wake between "look" and "wait" is never lost.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Signal {
+    pub(crate) fn new() -> Signal {
+        Signal::default()
+    }
+
+    /// Wakes the waiter, or leaves a permit for the next one.
+    pub(crate) fn notify(&self) {
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Completes once notified (consuming the permit).
+    pub(crate) fn notified(&self) -> Notified<'_> {
+        Notified(self)
+    }
+
+    fn poll_notified(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // A notify between the first check and the registration woke nobody.
+        if self.set.swap(false, Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// The future of [`Signal::notified`].
+pub(crate) struct Notified<'a>(&'a Signal);
+
+impl Future for Notified<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.poll_notified(cx)
+    }
+}
+
+/// A value many tasks watch for changes (the channel's connectivity state, a
+/// server's shutdown flag).
+pub(crate) struct Watch<T> {
+    inner: Arc<Mutex<WatchState<T>>>,
+}
+
+struct WatchState<T> {
+    value: T,
+    version: u64,
+    closed: bool,
+    wakers: Vec<Waker>,
+}
+
+impl<T: Clone> Watch<T> {
+    pub(crate) fn new(value: T) -> Watch<T> {
+        Watch {
+            inner: Arc::new(Mutex::new(WatchState {
+                value,
+                version: 0,
+                closed: false,
+                wakers: Vec::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, WatchState<T>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> T {
+        self.lock().value.clone()
+    }
+
+    /// Replaces the value and wakes every watcher.
+    pub(crate) fn set(&self, value: T) {
+        let wakers = {
+            let mut st = self.lock();
+            st.value = value;
+            st.version += 1;
+            std::mem::take(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// A watcher that has seen nothing yet.
+    pub(crate) fn subscribe(&self) -> Watcher<T> {
+        Watcher {
+            inner: self.inner.clone(),
+            seen: None,
+        }
+    }
+}
+
+impl<T> Drop for Watch<T> {
+    fn drop(&mut self) {
+        let wakers = {
+            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            st.closed = true;
+            std::mem::take(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// One task's view of a [`Watch`].
+pub(crate) struct Watcher<T> {
+    inner: Arc<Mutex<WatchState<T>>>,
+    seen: Option<u64>,
+}
+
+impl<T: Clone> Watcher<T> {
+    /// The current value, marked as seen.
+    pub(crate) fn borrow_and_update(&mut self) -> T {
+        let st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.seen = Some(st.version);
+        st.value.clone()
+    }
+
+    /// Waits for a value not yet seen; `Err` once the watched value is gone.
+    pub(crate) async fn changed(&mut self) -> Result<(), ()> {
+        std::future::poll_fn(|cx| {
+            let mut st = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if self.seen != Some(st.version) {
+                return Poll::Ready(Ok(()));
+            }
+            if st.closed {
+                return Poll::Ready(Err(()));
+            }
+            if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                st.wakers.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Waits until `pred` holds for the value.
+    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&T) -> bool) {
+        loop {
+            if pred(&self.borrow_and_update()) || self.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A spawned task that can be stopped and awaited.
+#[derive(Debug)]
+pub(crate) struct Task {
+    abort: AbortHandle,
+    done: Arc<Signal>,
+}
+
+impl Task {
+    /// Spawns `fut` on `rt`.
+    pub(crate) fn spawn<R: Runtime>(
+        rt: &R,
+        fut: impl Future<Output = ()> + Send + 'static,
+    ) -> Task {
+        let (fut, abort) = abortable(fut);
+        let done = Arc::new(Signal::new());
+        let finished = done.clone();
+        rt.spawn(async move {
+            let _ = fut.await;
+            finished.notify();
+        });
+        Task { abort, done }
+    }
+
+    /// Stops the task at its next await point.
+    pub(crate) fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// Waits until the task has ended (one waiter).
+    pub(crate) async fn join(&self) {
+        self.done.notified().await;
+    }
+}
+
+/// Runs `fut` for at most `limit`; `None` if the time ran out first.
+pub(crate) async fn timeout<R: Runtime, F: Future>(
+    rt: &R,
+    limit: Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let sleep = rt.sleep_until(rt.now() + limit);
+    let fut = std::pin::pin!(fut);
+    let sleep = std::pin::pin!(sleep);
+    match select(fut, sleep).await {
+        Either::Left((out, _)) => Some(out),
+        Either::Right(((), _)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker;
+
+    #[test]
+    fn a_signal_keeps_one_permit_for_a_late_waiter() {
+        let s = Signal::new();
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        s.notify();
+        s.notify();
+        assert!(s.poll_notified(&mut cx).is_ready());
+        assert!(s.poll_notified(&mut cx).is_pending());
+        s.notify();
+        assert!(s.poll_notified(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_watcher_sees_each_change_and_the_end() {
+        let w = Watch::new(1);
+        let mut r = w.subscribe();
+        assert_eq!(r.borrow_and_update(), 1);
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut changed = std::pin::pin!(r.changed());
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            w.set(2);
+            assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
+        }
+        assert_eq!(r.borrow_and_update(), 2);
+        drop(w);
+        let mut changed = std::pin::pin!(r.changed());
+        assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(Err(())));
+    }
+}
