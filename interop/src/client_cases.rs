@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use grpc_sansio::grpc::compression::Encoding;
-use grpc_sansio_tokio::{CallOptions, Channel, Code, Metadata, ProstCodec, Status};
+use grpc_sansio_runtime::{CallOptions, Channel, Code, Metadata, ProstCodec, Runtime, Status};
 
 use crate::method_path;
 use crate::proto::{
@@ -43,7 +43,7 @@ pub const CASES: &[&str] = &[
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs the test case named `case` on `channel`.
-pub async fn run(channel: &Channel, case: &str) -> Result<(), String> {
+pub async fn run<R: Runtime>(channel: &Channel<R>, case: &str) -> Result<(), String> {
     let fut = async {
         match case {
             "empty_unary" => empty_unary(channel).await,
@@ -70,9 +70,14 @@ pub async fn run(channel: &Channel, case: &str) -> Result<(), String> {
             )),
         }
     };
-    match tokio::time::timeout(CASE_TIMEOUT, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("{case}: did not finish within {CASE_TIMEOUT:?}")),
+    let rt = channel.runtime().clone();
+    let sleep = std::pin::pin!(rt.sleep_until(rt.now() + CASE_TIMEOUT));
+    let fut = std::pin::pin!(fut);
+    match futures_util::future::select(fut, sleep).await {
+        futures_util::future::Either::Left((r, _)) => r,
+        futures_util::future::Either::Right(_) => {
+            Err(format!("{case}: did not finish within {CASE_TIMEOUT:?}"))
+        }
     }
 }
 
@@ -139,7 +144,7 @@ fn large_request() -> SimpleRequest {
     }
 }
 
-async fn empty_unary(ch: &Channel) -> Result<(), String> {
+async fn empty_unary<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let r = ch
         .unary::<UnaryCodec<Empty, Empty>>(&method_path("EmptyCall"), Empty {}, CallOptions::new())
         .await
@@ -150,7 +155,7 @@ async fn empty_unary(ch: &Channel) -> Result<(), String> {
     Ok(())
 }
 
-async fn large_unary(ch: &Channel) -> Result<(), String> {
+async fn large_unary<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let r = ch
         .unary::<SimpleCodec>(
             &method_path("UnaryCall"),
@@ -162,7 +167,7 @@ async fn large_unary(ch: &Channel) -> Result<(), String> {
     check_payload("UnaryCall response", r.message.payload.as_ref(), 314_159)
 }
 
-async fn client_compressed_unary(ch: &Channel) -> Result<(), String> {
+async fn client_compressed_unary<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     // The probe: expect_compressed set, sent uncompressed; the server must refuse it.
     let probe = SimpleRequest {
         expect_compressed: Some(BoolValue { value: true }),
@@ -205,7 +210,7 @@ async fn client_compressed_unary(ch: &Channel) -> Result<(), String> {
     )
 }
 
-async fn server_compressed_unary(ch: &Channel) -> Result<(), String> {
+async fn server_compressed_unary<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     // The adapter does not expose a message's Compressed-Flag, so this checks the
     // responses decode (gzip or not), not that the first one was compressed.
     for compressed in [true, false] {
@@ -236,7 +241,7 @@ fn input_requests(
         .collect()
 }
 
-async fn client_streaming(ch: &Channel) -> Result<(), String> {
+async fn client_streaming<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let reqs = input_requests(&[27_182, 8, 1_828, 45_904], None);
     let r = ch
         .client_streaming::<InputCodec, _>(
@@ -255,7 +260,7 @@ async fn client_streaming(ch: &Channel) -> Result<(), String> {
     Ok(())
 }
 
-async fn client_compressed_streaming(ch: &Channel) -> Result<(), String> {
+async fn client_compressed_streaming<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let probe = input_requests(&[27_182], Some(true));
     let got = ch
         .client_streaming::<InputCodec, _>(
@@ -307,9 +312,9 @@ fn output_request(sizes: &[usize], compressed: Option<&[bool]>) -> StreamingOutp
     }
 }
 
-async fn read_sizes(
+async fn read_sizes<R: Runtime>(
     what: &str,
-    stream: &mut grpc_sansio_tokio::Streaming<OutputCodec>,
+    stream: &mut grpc_sansio_runtime::Streaming<OutputCodec, R>,
     sizes: &[usize],
 ) -> Result<(), String> {
     for (i, &n) in sizes.iter().enumerate() {
@@ -336,7 +341,7 @@ async fn read_sizes(
     }
 }
 
-async fn server_streaming(ch: &Channel) -> Result<(), String> {
+async fn server_streaming<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let sizes = [31_415, 9, 2_653, 58_979];
     let mut stream = ch
         .server_streaming::<OutputCodec>(
@@ -349,7 +354,7 @@ async fn server_streaming(ch: &Channel) -> Result<(), String> {
     read_sizes("StreamingOutputCall", &mut stream, &sizes).await
 }
 
-async fn server_compressed_streaming(ch: &Channel) -> Result<(), String> {
+async fn server_compressed_streaming<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let sizes = [31_415, 92_653];
     let mut stream = ch
         .server_streaming::<OutputCodec>(
@@ -362,10 +367,10 @@ async fn server_compressed_streaming(ch: &Channel) -> Result<(), String> {
     read_sizes("StreamingOutputCall (compressed)", &mut stream, &sizes).await
 }
 
-async fn ping_pong(ch: &Channel) -> Result<(), String> {
+async fn ping_pong<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let rounds = [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)];
     let (mut tx, mut rx) =
-        bidi::<OutputCodec>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
+        bidi::<OutputCodec, R>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
     for (i, &(resp, req)) in rounds.iter().enumerate() {
         let mut r = output_request(&[resp], None);
         r.payload = Some(zero_payload(req));
@@ -399,9 +404,9 @@ async fn ping_pong(ch: &Channel) -> Result<(), String> {
     }
 }
 
-async fn empty_stream(ch: &Channel) -> Result<(), String> {
+async fn empty_stream<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let (tx, mut rx) =
-        bidi::<OutputCodec>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
+        bidi::<OutputCodec, R>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
     tx.close();
     match rx.message().await {
         Ok(None) => Ok(()),
@@ -413,13 +418,13 @@ async fn empty_stream(ch: &Channel) -> Result<(), String> {
     }
 }
 
-async fn cancel_after_begin(ch: &Channel) -> Result<(), String> {
+async fn cancel_after_begin<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     // The adapter cancels a call by dropping its response handle (RST_STREAM CANCEL);
     // it has no cancel() that would then report the CANCELLED status, so this checks
     // the cancellation happens without anything else failing, and that the channel
     // still works.
     let (tx, rx) =
-        bidi::<InputCodec>(ch, &method_path("StreamingInputCall"), CallOptions::new()).await?;
+        bidi::<InputCodec, R>(ch, &method_path("StreamingInputCall"), CallOptions::new()).await?;
     drop(rx);
     drop(tx);
     empty_unary(ch)
@@ -427,9 +432,9 @@ async fn cancel_after_begin(ch: &Channel) -> Result<(), String> {
         .map_err(|e| format!("after the cancellation: {e}"))
 }
 
-async fn cancel_after_first_response(ch: &Channel) -> Result<(), String> {
+async fn cancel_after_first_response<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let (mut tx, mut rx) =
-        bidi::<OutputCodec>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
+        bidi::<OutputCodec, R>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
     let mut r = output_request(&[31_415], None);
     r.payload = Some(zero_payload(27_182));
     tx.send(r)
@@ -449,14 +454,14 @@ async fn cancel_after_first_response(ch: &Channel) -> Result<(), String> {
 }
 
 /// Starts a bidi-streaming (or any streaming) call.
-async fn bidi<C: grpc_sansio_tokio::Codec + Default>(
-    ch: &Channel,
+async fn bidi<C: grpc_sansio_runtime::Codec + Default, R: Runtime>(
+    ch: &Channel<R>,
     path: &str,
     options: CallOptions,
 ) -> Result<
     (
-        grpc_sansio_tokio::Sender<C>,
-        grpc_sansio_tokio::Streaming<C>,
+        grpc_sansio_runtime::Sender<C, R>,
+        grpc_sansio_runtime::Streaming<C, R>,
     ),
     String,
 > {
@@ -465,7 +470,7 @@ async fn bidi<C: grpc_sansio_tokio::Codec + Default>(
         .map_err(|s| format!("{path}: the call did not start: {}", fmt_status(&s)))
 }
 
-async fn timeout_on_sleeping_server(ch: &Channel) -> Result<(), String> {
+async fn timeout_on_sleeping_server<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let started = ch
         .bidi_streaming::<OutputCodec>(
             &method_path("FullDuplexCall"),
@@ -506,7 +511,7 @@ async fn timeout_on_sleeping_server(ch: &Channel) -> Result<(), String> {
     .map(|_| ())
 }
 
-async fn check_echo_status(ch: &Channel, message: &str) -> Result<(), String> {
+async fn check_echo_status<R: Runtime>(ch: &Channel<R>, message: &str) -> Result<(), String> {
     let status = EchoStatus {
         code: 2,
         message: message.to_owned(),
@@ -529,11 +534,11 @@ async fn check_echo_status(ch: &Channel, message: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn status_code_and_message(ch: &Channel) -> Result<(), String> {
+async fn status_code_and_message<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let message = "test status message";
     check_echo_status(ch, message).await?;
     let (mut tx, mut rx) =
-        bidi::<OutputCodec>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
+        bidi::<OutputCodec, R>(ch, &method_path("FullDuplexCall"), CallOptions::new()).await?;
     let req = StreamingOutputCallRequest {
         response_status: Some(EchoStatus {
             code: 2,
@@ -560,7 +565,7 @@ async fn status_code_and_message(ch: &Channel) -> Result<(), String> {
     Ok(())
 }
 
-async fn special_status_message(ch: &Channel) -> Result<(), String> {
+async fn special_status_message<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     check_echo_status(
         ch,
         "\t\ntest with whitespace\r\nand Unicode BMP \u{263A} and non-BMP \u{1F608}\t\n",
@@ -600,7 +605,7 @@ fn check_echo(
     Ok(())
 }
 
-async fn custom_metadata(ch: &Channel) -> Result<(), String> {
+async fn custom_metadata<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let r = ch
         .unary::<SimpleCodec>(
             &method_path("UnaryCall"),
@@ -616,7 +621,7 @@ async fn custom_metadata(ch: &Channel) -> Result<(), String> {
     )?;
     check_echo("UnaryCall", Some(&r.metadata), Some(&r.trailers))?;
 
-    let (mut tx, mut rx) = bidi::<OutputCodec>(
+    let (mut tx, mut rx) = bidi::<OutputCodec, R>(
         ch,
         &method_path("FullDuplexCall"),
         CallOptions::new().metadata(echo_request_metadata()),
@@ -632,12 +637,12 @@ async fn custom_metadata(ch: &Channel) -> Result<(), String> {
     check_echo("FullDuplexCall", rx.headers(), rx.trailers())
 }
 
-async fn unimplemented_method(ch: &Channel) -> Result<(), String> {
+async fn unimplemented_method<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let got = unary_status(ch, &method_path("UnimplementedCall")).await;
     expect_code("TestService/UnimplementedCall", got, Code::Unimplemented).map(|_| ())
 }
 
-async fn unimplemented_service(ch: &Channel) -> Result<(), String> {
+async fn unimplemented_service<R: Runtime>(ch: &Channel<R>) -> Result<(), String> {
     let got = unary_status(ch, "/grpc.testing.UnimplementedService/UnimplementedCall").await;
     expect_code(
         "UnimplementedService/UnimplementedCall",
@@ -654,7 +659,7 @@ async fn unimplemented_service(ch: &Channel) -> Result<(), String> {
 /// its send fails and `unary` returns that send error (UNKNOWN "the call has ended")
 /// instead of reading the status. A bidi call ignores the send error and reads the
 /// status from the responses.
-async fn unary_status(ch: &Channel, path: &str) -> Result<(), Status> {
+async fn unary_status<R: Runtime>(ch: &Channel<R>, path: &str) -> Result<(), Status> {
     let (mut tx, mut rx) = ch
         .bidi_streaming::<UnaryCodec<Empty, Empty>>(path, CallOptions::new())
         .await?;

@@ -10,7 +10,9 @@
 use std::time::Duration;
 
 use grpc_sansio::grpc::compression::Encoding;
-use grpc_sansio_tokio::{Code, Incoming, Metadata, Outgoing, ProstCodec, Server, Status};
+use grpc_sansio_runtime::{
+    Code, Incoming, Metadata, Outgoing, ProstCodec, Runtime, Server, Status,
+};
 
 use crate::method_path;
 use crate::proto::{
@@ -27,30 +29,30 @@ pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 type Unary<Req, Resp> = ProstCodec<Resp, Req>;
 
 /// The TestService server (not yet serving).
-pub fn test_service() -> Server {
-    Server::builder()
+pub fn test_service<R: Runtime>() -> Server<R> {
+    Server::<R>::builder()
         .streaming::<Unary<Empty, Empty>, _, _>(&method_path("EmptyCall"), |inc, out| {
-            empty_call(inc, out)
+            empty_call::<R>(inc, out)
         })
         .streaming::<Unary<SimpleRequest, SimpleResponse>, _, _>(
             &method_path("UnaryCall"),
-            unary_call,
+            unary_call::<R>,
         )
         .streaming::<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, _, _>(
             &method_path("StreamingOutputCall"),
-            streaming_output_call,
+            streaming_output_call::<R>,
         )
         .streaming::<Unary<StreamingInputCallRequest, StreamingInputCallResponse>, _, _>(
             &method_path("StreamingInputCall"),
-            streaming_input_call,
+            streaming_input_call::<R>,
         )
         .streaming::<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, _, _>(
             &method_path("FullDuplexCall"),
-            full_duplex_call,
+            full_duplex_call::<R>,
         )
         .streaming::<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, _, _>(
             &method_path("HalfDuplexCall"),
-            half_duplex_call,
+            half_duplex_call::<R>,
         )
         .streaming::<Unary<Empty, Empty>, _, _>(
             &method_path("UnimplementedCall"),
@@ -65,16 +67,16 @@ pub fn test_service() -> Server {
 }
 
 /// Serves the TestService on `listener` until the server shuts down.
-pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    test_service().serve(listener).await
+pub async fn serve<R: Runtime>(listener: R::Listener) -> std::io::Result<()> {
+    test_service::<R>().serve(listener).await
 }
 
 /// Serves the TestService on `listener` over TLS until the process ends.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    acceptor: grpc_sansio_tokio::TlsAcceptor,
+pub async fn serve_tls<R: Runtime>(
+    listener: R::Listener,
+    acceptor: grpc_sansio_runtime::TlsAcceptor,
 ) -> std::io::Result<()> {
-    test_service().serve_tls(listener, acceptor).await
+    test_service::<R>().serve_tls(listener, acceptor).await
 }
 
 /// The echo metadata of the request: (for the headers, for the trailers).
@@ -92,9 +94,9 @@ fn echo_metadata(head_md: &Metadata) -> (Metadata, Metadata) {
 
 /// Sets the trailers and sends the headers (with the echoed metadata), after picking
 /// the response compression.
-fn start_response<C: grpc_sansio_tokio::Codec>(
+fn start_response<C: grpc_sansio_runtime::Codec, R: Runtime>(
     incoming_md: &Metadata,
-    out: &mut Outgoing<C>,
+    out: &mut Outgoing<C, R>,
     compress: bool,
 ) -> Result<(), Status> {
     let (initial, trailing) = echo_metadata(incoming_md);
@@ -136,8 +138,8 @@ fn size(n: i32) -> Result<usize, Status> {
 }
 
 /// Reads exactly one request.
-async fn single<C: grpc_sansio_tokio::Codec>(
-    incoming: &mut Incoming<C>,
+async fn single<C: grpc_sansio_runtime::Codec, R: Runtime>(
+    incoming: &mut Incoming<C, R>,
 ) -> Result<C::Decode, Status> {
     let Some(m) = incoming.message().await? else {
         return Err(Status::internal("the client sent no request message"));
@@ -150,18 +152,18 @@ async fn single<C: grpc_sansio_tokio::Codec>(
     Ok(m)
 }
 
-async fn empty_call(
-    mut inc: Incoming<Unary<Empty, Empty>>,
-    mut out: Outgoing<Unary<Empty, Empty>>,
+async fn empty_call<R: Runtime>(
+    mut inc: Incoming<Unary<Empty, Empty>, R>,
+    mut out: Outgoing<Unary<Empty, Empty>, R>,
 ) -> Result<(), Status> {
     single(&mut inc).await?;
     start_response(&inc.head.metadata, &mut out, false)?;
     out.send(Empty {}).await
 }
 
-async fn unary_call(
-    mut inc: Incoming<Unary<SimpleRequest, SimpleResponse>>,
-    mut out: Outgoing<Unary<SimpleRequest, SimpleResponse>>,
+async fn unary_call<R: Runtime>(
+    mut inc: Incoming<Unary<SimpleRequest, SimpleResponse>, R>,
+    mut out: Outgoing<Unary<SimpleRequest, SimpleResponse>, R>,
 ) -> Result<(), Status> {
     let req = single(&mut inc).await?;
     check_compressed(req.expect_compressed, inc.head.encoding)?;
@@ -176,14 +178,16 @@ async fn unary_call(
 }
 
 /// Sends the responses one request asks for.
-async fn respond(
+async fn respond<R: Runtime>(
     req: &StreamingOutputCallRequest,
-    out: &mut Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
+    out: &mut Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
 ) -> Result<(), Status> {
     requested_status(&req.response_status)?;
     for p in &req.response_parameters {
         if p.interval_us > 0 {
-            tokio::time::sleep(Duration::from_micros(p.interval_us as u64)).await;
+            let rt = R::current();
+            rt.sleep_until(rt.now() + Duration::from_micros(p.interval_us as u64))
+                .await;
         }
         out.send(StreamingOutputCallResponse {
             payload: Some(zero_payload(size(p.size)?)),
@@ -202,18 +206,18 @@ fn wants_compression(req: &StreamingOutputCallRequest) -> bool {
         .any(|p| p.compressed.is_some_and(|b| b.value))
 }
 
-async fn streaming_output_call(
-    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
-    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
+async fn streaming_output_call<R: Runtime>(
+    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
+    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
 ) -> Result<(), Status> {
     let req = single(&mut inc).await?;
     start_response(&inc.head.metadata, &mut out, wants_compression(&req))?;
     respond(&req, &mut out).await
 }
 
-async fn streaming_input_call(
-    mut inc: Incoming<Unary<StreamingInputCallRequest, StreamingInputCallResponse>>,
-    mut out: Outgoing<Unary<StreamingInputCallRequest, StreamingInputCallResponse>>,
+async fn streaming_input_call<R: Runtime>(
+    mut inc: Incoming<Unary<StreamingInputCallRequest, StreamingInputCallResponse>, R>,
+    mut out: Outgoing<Unary<StreamingInputCallRequest, StreamingInputCallResponse>, R>,
 ) -> Result<(), Status> {
     let mut total = 0usize;
     while let Some(req) = inc.message().await? {
@@ -227,9 +231,9 @@ async fn streaming_input_call(
     .await
 }
 
-async fn full_duplex_call(
-    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
-    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
+async fn full_duplex_call<R: Runtime>(
+    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
+    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
 ) -> Result<(), Status> {
     let mut started = false;
     while let Some(req) = inc.message().await? {
@@ -246,9 +250,9 @@ async fn full_duplex_call(
     Ok(())
 }
 
-async fn half_duplex_call(
-    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
-    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>>,
+async fn half_duplex_call<R: Runtime>(
+    mut inc: Incoming<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
+    mut out: Outgoing<Unary<StreamingOutputCallRequest, StreamingOutputCallResponse>, R>,
 ) -> Result<(), Status> {
     let mut requests = Vec::new();
     while let Some(req) = inc.message().await? {

@@ -260,7 +260,7 @@ use std::io::Read as _;
 async fn python_client_against_our_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(grpc_sansio_interop::server::serve(listener));
+    tokio::spawn(grpc_sansio_interop::server::serve::<grpc_sansio_tokio::Tokio>(listener));
     let results = tokio::task::spawn_blocking(move || run_python_client(port))
         .await
         .unwrap();

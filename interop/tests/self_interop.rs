@@ -8,7 +8,7 @@ use grpc_sansio_tokio::Channel;
 async fn every_case_against_our_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc_sansio_interop::server::serve(listener));
+    tokio::spawn(grpc_sansio_interop::server::serve::<grpc_sansio_tokio::Tokio>(listener));
     let channel = Channel::builder(format!("passthrough:///{addr}"))
         .connect_lazy()
         .unwrap();
@@ -45,7 +45,9 @@ async fn every_case_against_our_server_over_tls() {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc_sansio_interop::server::serve_tls(listener, acceptor));
+    tokio::spawn(grpc_sansio_interop::server::serve_tls::<
+        grpc_sansio_tokio::Tokio,
+    >(listener, acceptor));
     let tls = grpc_sansio_tokio::TlsConfig::new()
         .ca_pem(ca.pem())
         .server_name_override("foo.test.google.fr");

@@ -442,7 +442,7 @@ async fn our_client_against_tonic_server() {
 async fn tonic_client_against_our_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(grpc_sansio_interop::server::serve(listener));
+    tokio::spawn(grpc_sansio_interop::server::serve::<grpc_sansio_tokio::Tokio>(listener));
     let client = TonicClient(tonic_peer::TonicClient::connect(addr).await);
     let mut results = Vec::new();
     for case in TONIC_CLIENT_CASES {

@@ -386,6 +386,11 @@ impl<R: Runtime> Channel<R> {
         }
     }
 
+    /// The runtime the channel's tasks run on.
+    pub fn runtime(&self) -> &R {
+        &self.inner.shared.rt
+    }
+
     fn shared(&self) -> &Arc<Shared<R>> {
         &self.inner.shared
     }

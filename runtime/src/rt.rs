@@ -26,6 +26,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// A byte stream a connection runs over: TCP, a unix socket, TLS, a proxy tunnel. The
 /// `futures-io` traits are the runtime-neutral ones; the tokio adapter wraps tokio's
 /// streams to fit them.
+///
+/// The writers hand each batch of frame heads and payloads to `poll_write_vectored`.
+/// A stream that does not override it (the trait's default writes only the first
+/// slice) still works, but costs a write per chunk: forward it in your own wrappers.
+/// (async-std's and async-net's `UnixStream` do not; the async-std adapter uses
+/// `async_io::Async<UnixStream>`, which does.)
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}

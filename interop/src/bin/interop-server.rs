@@ -59,8 +59,13 @@ fn main() {
         };
         eprintln!("interop-server listening on {}", listener.local_addr()?);
         match acceptor {
-            Some(acceptor) => grpc_sansio_interop::server::serve_tls(listener, acceptor).await,
-            None => grpc_sansio_interop::server::serve(listener).await,
+            Some(acceptor) => {
+                grpc_sansio_interop::server::serve_tls::<grpc_sansio_tokio::Tokio>(
+                    listener, acceptor,
+                )
+                .await
+            }
+            None => grpc_sansio_interop::server::serve::<grpc_sansio_tokio::Tokio>(listener).await,
         }
     });
     if let Err(e) = result {

@@ -6,13 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
 use bytes::Bytes;
-use grpc_sansio_tokio::{
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use grpc_sansio::channel::target::Address;
+use grpc_sansio_runtime::Io;
+use grpc_sansio_runtime::{
     BytesCodec, CallOptions, Channel, Code, ProxyConfig, ProxyConnector, Reply, Request, Server,
     Status,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -34,21 +37,21 @@ struct Seen {
     heads: Mutex<Vec<String>>,
 }
 
-async fn start_proxy(mode: Mode) -> (String, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+async fn start_proxy<R: TestRuntime>(mode: Mode) -> (String, Arc<Seen>) {
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
     let seen = Arc::new(Seen::default());
     let s = seen.clone();
-    tokio::spawn(async move {
+    spawn::<R, _>(async move {
         loop {
-            let (client, _) = listener.accept().await.unwrap();
-            tokio::spawn(proxy_one(client, mode, s.clone()));
+            let (client, _) = R::current().accept(&listener).await.unwrap();
+            spawn::<R, _>(proxy_one::<R>(client, mode, s.clone()));
         }
     });
     (addr, seen)
 }
 
-async fn proxy_one(mut client: TcpStream, mode: Mode, seen: Arc<Seen>) {
+async fn proxy_one<R: TestRuntime>(mut client: Box<dyn Io>, mode: Mode, seen: Arc<Seen>) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte: nothing past the head may be consumed here.
@@ -70,7 +73,17 @@ async fn proxy_one(mut client: TcpStream, mode: Mode, seen: Arc<Seen>) {
         return;
     }
     let target = head.split(' ').nth(1).unwrap().to_owned();
-    let Ok(mut upstream) = TcpStream::connect(&target).await else {
+    let address = match target.parse() {
+        Ok(socket) => Address::Socket(socket),
+        Err(_) => {
+            let (host, port) = target.rsplit_once(':').unwrap();
+            Address::Name {
+                host: host.to_owned(),
+                port: port.parse().unwrap(),
+            }
+        }
+    };
+    let Ok(mut upstream) = R::current().connect(&address).await else {
         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
         return;
     };
@@ -79,7 +92,7 @@ async fn proxy_one(mut client: TcpStream, mode: Mode, seen: Arc<Seen>) {
     if mode == Mode::Piggyback {
         // The server speaks first (its SETTINGS): send that with the 200.
         let mut buf = vec![0u8; 16 * 1024];
-        let n = tokio::time::timeout(Duration::from_secs(5), upstream.read(&mut buf))
+        let n = timeout::<R, _>(Duration::from_secs(5), upstream.read(&mut buf))
             .await
             .expect("the server sends its preface first")
             .unwrap();
@@ -89,29 +102,35 @@ async fn proxy_one(mut client: TcpStream, mode: Mode, seen: Arc<Seen>) {
     if client.write_all(&reply).await.is_err() {
         return;
     }
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let (client_in, mut client_out) = client.split();
+    let (upstream_in, mut upstream_out) = upstream.split();
+    let _ = futures_util::future::join(
+        futures_util::io::copy(client_in, &mut upstream_out),
+        futures_util::io::copy(upstream_in, &mut client_out),
+    )
+    .await;
 }
 
-async fn start_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = Server::builder()
+async fn start_server<R: TestRuntime>() -> String {
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
+    let server = Server::<R>::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
             Ok(Reply::new(req.message))
         })
         .build();
-    tokio::spawn(async move { server.serve(listener).await });
+    spawn::<R, _>(async move { server.serve(listener).await });
     addr
 }
 
-fn channel(target: &str, config: ProxyConfig) -> Channel {
-    Channel::builder(format!("passthrough:///{target}"))
+fn channel<R: TestRuntime>(target: &str, config: ProxyConfig) -> Channel<R> {
+    Channel::<R>::builder(format!("passthrough:///{target}"))
         .connector(Arc::new(ProxyConnector::tcp(config)))
         .connect_lazy()
         .unwrap()
 }
 
-async fn call(channel: &Channel) -> Result<Bytes, Status> {
+async fn call<R: TestRuntime>(channel: &Channel<R>) -> Result<Bytes, Status> {
     channel
         .unary::<BytesCodec>(
             "/test.Echo/Unary",
@@ -122,14 +141,14 @@ async fn call(channel: &Channel) -> Result<Bytes, Status> {
         .map(|r| r.message)
 }
 
-#[tokio::test]
-async fn unary_through_proxy() {
-    let server = start_server().await;
-    let (proxy, seen) = start_proxy(Mode::Tunnel).await;
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn unary_through_proxy<R: TestRuntime>() {
+    let server = start_server::<R>().await;
+    let (proxy, seen) = start_proxy::<R>(Mode::Tunnel).await;
     let config = ProxyConfig::explicit(&format!("http://user:pa%3Ass@{proxy}")).unwrap();
-    let ch = channel(&server, config);
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    let ch = channel::<R>(&server, config);
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     assert_eq!(seen.tunnels.load(Ordering::SeqCst), 1);
     let head = seen.heads.lock().unwrap()[0].clone();
     assert!(
@@ -145,11 +164,11 @@ async fn unary_through_proxy() {
 
     // A passthrough name reaches the proxy as a name, unresolved.
     let port = server.rsplit_once(':').unwrap().1;
-    let ch = channel(
+    let ch = channel::<R>(
         &format!("localhost:{port}"),
         ProxyConfig::explicit(&proxy).unwrap(),
     );
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     let head = seen.heads.lock().unwrap()[1].clone();
     assert!(
         head.starts_with(&format!("CONNECT localhost:{port} HTTP/1.1\r\n")),
@@ -158,12 +177,12 @@ async fn unary_through_proxy() {
     assert!(!head.contains("Proxy-Authorization"), "{head}");
 }
 
-#[tokio::test]
-async fn proxy_refusal_is_unavailable() {
-    let server = start_server().await;
-    let (proxy, seen) = start_proxy(Mode::Refuse).await;
-    let ch = channel(&server, ProxyConfig::explicit(&proxy).unwrap());
-    let err = call(&ch).await.unwrap_err();
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn proxy_refusal_is_unavailable<R: TestRuntime>() {
+    let server = start_server::<R>().await;
+    let (proxy, seen) = start_proxy::<R>(Mode::Refuse).await;
+    let ch = channel::<R>(&server, ProxyConfig::explicit(&proxy).unwrap());
+    let err = call::<R>(&ch).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     assert!(err.message.contains("407"), "{err:?}");
     assert!(
@@ -174,34 +193,32 @@ async fn proxy_refusal_is_unavailable() {
     assert_eq!(seen.tunnels.load(Ordering::SeqCst), 0);
 }
 
-#[tokio::test]
-async fn bytes_with_the_200_are_kept() {
-    let server = start_server().await;
-    let (proxy, seen) = start_proxy(Mode::Piggyback).await;
-    let ch = channel(&server, ProxyConfig::explicit(&proxy).unwrap());
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn bytes_with_the_200_are_kept<R: TestRuntime>() {
+    let server = start_server::<R>().await;
+    let (proxy, seen) = start_proxy::<R>(Mode::Piggyback).await;
+    let ch = channel::<R>(&server, ProxyConfig::explicit(&proxy).unwrap());
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     assert!(seen.piggybacked.load(Ordering::SeqCst) > 0);
 }
 
-#[tokio::test]
-async fn no_proxy_bypasses() {
-    let server = start_server().await;
-    let (proxy, seen) = start_proxy(Mode::Tunnel).await;
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn no_proxy_bypasses<R: TestRuntime>() {
+    let server = start_server::<R>().await;
+    let (proxy, seen) = start_proxy::<R>(Mode::Tunnel).await;
     let config = ProxyConfig::explicit(&proxy)
         .unwrap()
         .no_proxy("example.com, 127.0.0.0/8");
-    let ch = channel(&server, config);
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    let ch = channel::<R>(&server, config);
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     assert_eq!(seen.tunnels.load(Ordering::SeqCst), 0);
     assert!(seen.heads.lock().unwrap().is_empty());
 }
 
 /// TLS to the target inside the tunnel: the proxy sees only ciphertext.
-#[cfg(feature = "tls")]
-#[tokio::test]
-async fn tls_inside_the_tunnel() {
+pub async fn tls_inside_the_tunnel<R: TestRuntime>() {
     use grpc_sansio::grpc::client::Scheme;
-    use grpc_sansio_tokio::{TlsAcceptor, TlsConfig, TlsConnector, serve_tls};
+    use grpc_sansio_runtime::{TlsAcceptor, TlsConfig, TlsConnector};
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -214,24 +231,24 @@ async fn tls_inside_the_tunnel() {
         .unwrap();
     let acceptor = TlsAcceptor::new(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server_addr = listener.local_addr().unwrap().to_string();
-    let server = Server::builder()
+    let (listener, server_addr) = listen::<R>().await;
+    let server_addr = server_addr.to_string();
+    let server = Server::<R>::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
             Ok(Reply::new(req.message))
         })
         .build();
-    tokio::spawn(async move { serve_tls(&server, listener, acceptor).await });
+    spawn::<R, _>(async move { server.serve_tls(listener, acceptor).await });
 
-    let (proxy, seen) = start_proxy(Mode::Tunnel).await;
+    let (proxy, seen) = start_proxy::<R>(Mode::Tunnel).await;
     let connector = TlsConnector::new(TlsConfig::new().ca_pem(ca.pem())).over(Arc::new(
         ProxyConnector::tcp(ProxyConfig::explicit(&proxy).unwrap()),
     ));
-    let ch = Channel::builder(format!("passthrough:///{server_addr}"))
+    let ch = Channel::<R>::builder(format!("passthrough:///{server_addr}"))
         .connector(Arc::new(connector))
         .config(|c| c.scheme = Scheme::Https)
         .connect_lazy()
         .unwrap();
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     assert_eq!(seen.tunnels.load(Ordering::SeqCst), 1);
 }

@@ -1,19 +1,20 @@
-//! Our tokio client against our tokio server over loopback TCP: the four call kinds,
+//! Our client against our server over loopback TCP: the four call kinds,
 //! metadata, deadlines, cancellation by drop, errors, restart with reconnect, and
 //! graceful shutdown during a stream of calls.
 
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
 use bytes::Bytes;
 use grpc_sansio::channel::state::ConnectivityState;
-use grpc_sansio_tokio::{
+use grpc_sansio_runtime::{
     BytesCodec, CallOptions, Channel, Code, Incoming, Metadata, Outgoing, Reply, Request, Server,
     Status,
 };
-use tokio::net::TcpListener;
 
-fn server() -> Server {
-    Server::builder()
+fn server<R: TestRuntime>() -> Server<R> {
+    Server::<R>::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
             let mut reply = Reply::new(req.message.clone());
             if let Some(v) = req.head.metadata.get("x-echo") {
@@ -29,12 +30,12 @@ fn server() -> Server {
             Err(Status::new(Code::NotFound, "nothing here"))
         })
         .unary::<BytesCodec, _, _>("/test.Echo/Sleep", |_req: Request<Bytes>| async move {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
+            sleep::<R>(Duration::from_secs(3600)).await;
             Ok(Reply::new(Bytes::new()))
         })
         .streaming::<BytesCodec, _, _>(
             "/test.Echo/Count",
-            |mut incoming: Incoming<BytesCodec>, mut out: Outgoing<BytesCodec>| async move {
+            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
                 let n: usize = match incoming.message().await? {
                     Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
                     None => 0,
@@ -47,7 +48,7 @@ fn server() -> Server {
         )
         .streaming::<BytesCodec, _, _>(
             "/test.Echo/Sum",
-            |mut incoming: Incoming<BytesCodec>, mut out: Outgoing<BytesCodec>| async move {
+            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
                 let mut total = 0;
                 while let Some(m) = incoming.message().await? {
                     total += m.len();
@@ -58,7 +59,7 @@ fn server() -> Server {
         )
         .streaming::<BytesCodec, _, _>(
             "/test.Echo/Chat",
-            |mut incoming: Incoming<BytesCodec>, mut out: Outgoing<BytesCodec>| async move {
+            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
                 while let Some(m) = incoming.message().await? {
                     out.send(m).await?;
                 }
@@ -68,19 +69,19 @@ fn server() -> Server {
         .build()
 }
 
-async fn start() -> (Server, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let s = server();
+async fn start<R: TestRuntime>() -> (Server<R>, String) {
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
+    let s = server::<R>();
     let serving = s.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
+    spawn::<R, _>(async move { serving.serve(listener).await });
     (s, addr)
 }
 
-#[tokio::test]
-async fn four_call_kinds_with_metadata() {
-    let (_server, addr) = start().await;
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn four_call_kinds_with_metadata<R: TestRuntime>() {
+    let (_server, addr) = start::<R>().await;
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect()
         .await
         .expect("connects");
@@ -124,7 +125,7 @@ async fn four_call_kinds_with_metadata() {
     );
     assert!(stream.status().unwrap().is_ok());
 
-    let requests = tokio_stream_of(vec![
+    let requests = crate::stream_of(vec![
         Bytes::from(vec![1; 1000]),
         Bytes::from(vec![2; 70_000]),
     ]);
@@ -147,25 +148,10 @@ async fn four_call_kinds_with_metadata() {
     assert_eq!(rx.message().await.unwrap(), None);
 }
 
-/// A stream of the items, for client streaming.
-fn tokio_stream_of(items: Vec<Bytes>) -> impl futures_core::Stream<Item = Bytes> + Send {
-    struct Iter(std::vec::IntoIter<Bytes>);
-    impl futures_core::Stream for Iter {
-        type Item = Bytes;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Bytes>> {
-            std::task::Poll::Ready(self.0.next())
-        }
-    }
-    Iter(items.into_iter())
-}
-
-#[tokio::test]
-async fn errors_deadlines_and_unknown_methods() {
-    let (_server, addr) = start().await;
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn errors_deadlines_and_unknown_methods<R: TestRuntime>() {
+    let (_server, addr) = start::<R>().await;
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect_lazy()
         .unwrap();
     let err = channel
@@ -183,7 +169,7 @@ async fn errors_deadlines_and_unknown_methods() {
         .unwrap_err();
     assert_eq!(err.code, Code::Unimplemented);
 
-    let started = tokio::time::Instant::now();
+    let started = std::time::Instant::now();
     let err = channel
         .unary::<BytesCodec>(
             "/test.Echo/Sleep",
@@ -196,30 +182,30 @@ async fn errors_deadlines_and_unknown_methods() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
-async fn dropping_a_stream_cancels_the_call_on_the_server() {
-    let (cancelled_tx, mut cancelled_rx) = tokio::sync::mpsc::channel::<Code>(1);
-    let server = Server::builder()
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn dropping_a_stream_cancels_the_call_on_the_server<R: TestRuntime>() {
+    let (cancelled_tx, mut cancelled_rx) = futures_channel::mpsc::unbounded::<Code>();
+    let server = Server::<R>::builder()
         .streaming::<BytesCodec, _, _>(
             "/test.Echo/Forever",
-            move |mut incoming: Incoming<BytesCodec>, mut out: Outgoing<BytesCodec>| {
+            move |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| {
                 let tx = cancelled_tx.clone();
                 async move {
                     out.send(Bytes::from_static(b"first")).await?;
                     let r = incoming.message().await;
                     if let Err(status) = &r {
-                        let _ = tx.send(status.code).await;
+                        let _ = tx.unbounded_send(status.code);
                     }
                     r.map(|_| ())
                 }
             },
         )
         .build();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
     let serving = server.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+    spawn::<R, _>(async move { serving.serve(listener).await });
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect()
         .await
         .unwrap();
@@ -232,22 +218,24 @@ async fn dropping_a_stream_cancels_the_call_on_the_server() {
         Some(Bytes::from_static(b"first"))
     );
     drop(rx);
-    let code = tokio::time::timeout(Duration::from_secs(5), cancelled_rx.recv())
-        .await
-        .expect("the handler saw the cancellation")
-        .unwrap();
+    let code = timeout::<R, _>(
+        Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut cancelled_rx),
+    )
+    .await
+    .expect("the handler saw the cancellation")
+    .unwrap();
     assert_eq!(code, Code::Cancelled);
     drop(tx);
 }
 
-#[tokio::test]
-async fn the_channel_reconnects_after_a_server_restart() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let first = server();
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn the_channel_reconnects_after_a_server_restart<R: TestRuntime>() {
+    let (listener, addr) = listen::<R>().await;
+    let first = server::<R>();
     let serving = first.clone();
-    let task = tokio::spawn(async move { serving.serve(listener).await });
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+    let task = spawn::<R, _>(async move { serving.serve(listener).await });
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .backoff(grpc_sansio::channel::backoff::BackoffConfig {
             base_delay: Duration::from_millis(50),
             multiplier: 1.6,
@@ -268,7 +256,7 @@ async fn the_channel_reconnects_after_a_server_restart() {
     // Stop the server: graceful GOAWAY, then the listener is gone.
     first.shutdown();
     task.await.unwrap().unwrap();
-    let state = tokio::time::timeout(
+    let state = timeout::<R, _>(
         Duration::from_secs(5),
         channel.wait_for_state_change(ConnectivityState::Ready),
     )
@@ -285,11 +273,11 @@ async fn the_channel_reconnects_after_a_server_restart() {
         .unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     // Back on the same port; a wait-for-ready call goes through after the backoff.
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let second = server();
+    let listener = R::bind(addr).await.unwrap();
+    let second = server::<R>();
     let serving = second.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
-    let reply = tokio::time::timeout(
+    spawn::<R, _>(async move { serving.serve(listener).await });
+    let reply = timeout::<R, _>(
         Duration::from_secs(10),
         channel.unary::<BytesCodec>(
             "/test.Echo/Unary",
@@ -303,17 +291,17 @@ async fn the_channel_reconnects_after_a_server_restart() {
     assert_eq!(reply.message, Bytes::from_static(b"c"));
 }
 
-#[tokio::test]
-async fn goaway_during_a_stream_of_calls_fails_none() {
-    let (server, addr) = start().await;
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn goaway_during_a_stream_of_calls_fails_none<R: TestRuntime>() {
+    let (server, addr) = start::<R>().await;
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect()
         .await
         .unwrap();
     let mut tasks = Vec::new();
     for i in 0..200u32 {
         let ch = channel.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(spawn::<R, _>(async move {
             ch.unary::<BytesCodec>(
                 "/test.Echo/Unary",
                 Bytes::from(i.to_string()),
@@ -322,7 +310,7 @@ async fn goaway_during_a_stream_of_calls_fails_none() {
             .await
         }));
         // Let the calls start, so some are in flight at the GOAWAY.
-        tokio::task::yield_now().await;
+        yield_now().await;
         if i == 100 {
             // Graceful shutdown of the connections, while the listener keeps accepting.
             assert_eq!(server.connection_count(), 1);

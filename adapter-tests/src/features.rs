@@ -3,23 +3,24 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
 use bytes::Bytes;
-use grpc_sansio_tokio::{
+use grpc_sansio_runtime::{
     BearerToken, BytesCodec, CallInfo, CallKind, CallOptions, Channel, Code, Incoming, Interceptor,
     Outgoing, Reply, Request, Server, Status,
 };
-use tokio::net::TcpListener;
 
-async fn start(server: Server) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { server.serve(listener).await });
+async fn start<R: TestRuntime>(server: Server<R>) -> String {
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
+    spawn::<R, _>(async move { server.serve(listener).await });
     format!("passthrough:///{addr}")
 }
 
 /// Echoes the request's `x-echo` and `authorization` metadata as response headers.
-fn echo_server() -> Server {
-    Server::builder()
+fn echo_server<R: TestRuntime>() -> Server<R> {
+    Server::<R>::builder()
         .unary::<BytesCodec, _, _>("/t.S/Echo", |req: Request<Bytes>| async move {
             let mut reply = Reply::new(req.message);
             for key in ["x-echo", "authorization"] {
@@ -59,11 +60,11 @@ impl Interceptor for Recorder {
     }
 }
 
-#[tokio::test]
-async fn interceptors_add_metadata_refuse_calls_and_observe_outcomes() {
-    let target = start(echo_server()).await;
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn interceptors_add_metadata_refuse_calls_and_observe_outcomes<R: TestRuntime>() {
+    let target = start::<R>(echo_server::<R>()).await;
     let recorder = Arc::new(Recorder::default());
-    let channel = Channel::builder(target)
+    let channel = Channel::<R>::builder(target)
         .interceptor(recorder.clone())
         .connect()
         .await
@@ -111,15 +112,15 @@ async fn interceptors_add_metadata_refuse_calls_and_observe_outcomes() {
     );
 }
 
-#[tokio::test]
-async fn bearer_tokens_need_tls_unless_allowed() {
-    let target = start(echo_server()).await;
-    let err = Channel::builder(target.clone())
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn bearer_tokens_need_tls_unless_allowed<R: TestRuntime>() {
+    let target = start::<R>(echo_server::<R>()).await;
+    let err = Channel::<R>::builder(target.clone())
         .call_credentials(Arc::new(BearerToken::new("secret")))
         .connect_lazy()
         .unwrap_err();
     assert!(err.0.contains("require transport security"), "{err}");
-    let channel = Channel::builder(target)
+    let channel = Channel::<R>::builder(target)
         .call_credentials(Arc::new(BearerToken::new("secret")))
         .allow_insecure_call_credentials()
         .connect()
@@ -135,19 +136,19 @@ async fn bearer_tokens_need_tls_unless_allowed() {
     );
 }
 
-#[tokio::test]
-async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory() {
-    let server = Server::builder()
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory<R: TestRuntime>() {
+    let server = Server::<R>::builder()
         .streaming::<BytesCodec, _, _>(
             "/t.S/Sink",
-            |_incoming: Incoming<BytesCodec>, _out: Outgoing<BytesCodec>| async move {
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+            |_incoming: Incoming<BytesCodec, R>, _out: Outgoing<BytesCodec, R>| async move {
+                sleep::<R>(Duration::from_secs(3600)).await;
                 Ok(())
             },
         )
         .build();
     let target = start(server).await;
-    let channel = Channel::builder(target).connect().await.unwrap();
+    let channel = Channel::<R>::builder(target).connect().await.unwrap();
     let (mut tx, _rx) = channel
         .bidi_streaming::<BytesCodec>("/t.S/Sink", CallOptions::new())
         .await
@@ -155,7 +156,7 @@ async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory() {
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
     let mut sent = 0usize;
     loop {
-        match tokio::time::timeout(Duration::from_millis(500), tx.send(chunk.clone())).await {
+        match timeout::<R, _>(Duration::from_millis(500), tx.send(chunk.clone())).await {
             Ok(Ok(())) => sent += chunk.len(),
             Ok(Err(e)) => panic!("send failed: {e:?}"),
             Err(_) => break, // send waits: back-pressure
@@ -174,13 +175,12 @@ async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory() {
     assert!(sent >= 64 * 1024, "sent at least one message");
 }
 
-#[tokio::test]
-async fn calls_on_a_failing_channel_report_the_connection_error() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn calls_on_a_failing_channel_report_the_connection_error<R: TestRuntime>() {
     // A port with nothing listening.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    let (listener, addr) = listen::<R>().await;
     drop(listener);
-    let channel = Channel::builder(format!("passthrough:///{addr}"))
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect_lazy()
         .unwrap();
     for attempt in 0..3 {
@@ -197,11 +197,11 @@ async fn calls_on_a_failing_channel_report_the_connection_error() {
     }
 }
 
-#[test]
-fn channels_and_servers_move_between_threads() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn channels_and_servers_move_between_threads<R: TestRuntime>() {
     fn send_sync<T: Send + Sync + Clone>() {}
-    send_sync::<Channel>();
-    send_sync::<Server>();
+    send_sync::<Channel<R>>();
+    send_sync::<Server<R>>();
 }
 
 /// A user policy supplying only a picker: the last READY subchannel.
@@ -233,10 +233,10 @@ impl grpc_sansio::channel::base::PickerBuilder for LastReady {
     }
 }
 
-#[tokio::test]
-async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls<R: TestRuntime>() {
     let named = |name: &'static str| {
-        Server::builder()
+        Server::<R>::builder()
             .unary::<BytesCodec, _, _>("/t.S/Who", move |_req: Request<Bytes>| async move {
                 Ok(Reply::new(Bytes::from_static(name.as_bytes())))
             })
@@ -244,7 +244,7 @@ async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls() {
     };
     let a = start(named("a")).await.replace("passthrough:///", "");
     let b = start(named("b")).await.replace("passthrough:///", "");
-    let channel = Channel::builder(format!("ipv4:{a},{b}"))
+    let channel = Channel::<R>::builder(format!("ipv4:{a},{b}"))
         .balancer(Arc::new(grpc_sansio::channel::base::BaseBuilder::new(
             "last_ready",
             LastReady,
@@ -261,7 +261,7 @@ async fn a_user_balancer_chosen_by_the_service_config_routes_the_calls() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sleep::<R>(Duration::from_millis(100)).await;
     for _ in 0..5 {
         let reply = channel
             .unary::<BytesCodec>("/t.S/Who", Bytes::new(), CallOptions::new())
@@ -280,30 +280,32 @@ impl Drop for DropFlag {
     }
 }
 
-#[tokio::test]
-async fn handlers_that_never_look_at_their_call_stop_when_the_connection_closes() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn handlers_that_never_look_at_their_call_stop_when_the_connection_closes<
+    R: TestRuntime,
+>() {
     let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = dropped.clone();
-    let server = Server::builder()
+    let server = Server::<R>::builder()
         .streaming::<BytesCodec, _, _>(
             "/t.S/Stuck",
-            move |_incoming: Incoming<BytesCodec>, _out: Outgoing<BytesCodec>| {
+            move |_incoming: Incoming<BytesCodec, R>, _out: Outgoing<BytesCodec, R>| {
                 let guard = DropFlag(flag.clone());
                 async move {
                     let _guard = guard;
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    sleep::<R>(Duration::from_secs(3600)).await;
                     Ok(())
                 }
             },
         )
         .build();
     let target = start(server.clone()).await;
-    let channel = Channel::builder(target).connect().await.unwrap();
+    let channel = Channel::<R>::builder(target).connect().await.unwrap();
     let (_tx, _rx) = channel
         .bidi_streaming::<BytesCodec>("/t.S/Stuck", CallOptions::new())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    sleep::<R>(Duration::from_millis(100)).await;
     assert!(!dropped.load(std::sync::atomic::Ordering::SeqCst));
     // The client goes away entirely: the connection closes under the handler.
     drop((_tx, _rx, channel));
@@ -311,7 +313,7 @@ async fn handlers_that_never_look_at_their_call_stop_when_the_connection_closes(
         if dropped.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        sleep::<R>(Duration::from_millis(20)).await;
     }
     assert!(
         dropped.load(std::sync::atomic::Ordering::SeqCst),

@@ -1,23 +1,22 @@
 //! TLS end to end over loopback with certificates made by rcgen: unary calls over
 //! TLS, ALPN `h2` required, mutual TLS accepted and refused, and a wrong CA.
 
-#![cfg(feature = "tls")]
-
 use std::sync::Arc;
 use std::time::Duration;
 
+#[allow(unused_imports)]
+use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
 use bytes::Bytes;
 use grpc_sansio::grpc::client::Scheme;
-use grpc_sansio_tokio::tls::rustls;
-use grpc_sansio_tokio::{
+use grpc_sansio_runtime::tls::rustls;
+use grpc_sansio_runtime::{
     BytesCodec, CallOptions, Channel, Code, Reply, Request, Server, Status, TlsAcceptor, TlsConfig,
-    TlsConnector, serve_tls,
+    TlsConnector,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use tokio::net::TcpListener;
 
 /// A CA, and a server and a client certificate it signed.
 struct Pki {
@@ -58,8 +57,8 @@ fn make_pki(name: &str) -> Pki {
     }
 }
 
-fn server() -> Server {
-    Server::builder()
+fn server<R: TestRuntime>() -> Server<R> {
+    Server::<R>::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
             Ok(Reply::new(req.message))
         })
@@ -67,23 +66,23 @@ fn server() -> Server {
 }
 
 /// Serves our server over TLS with `acceptor`; returns the address.
-async fn start(acceptor: TlsAcceptor) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let s = server();
-    tokio::spawn(async move { serve_tls(&s, listener, acceptor).await });
+async fn start<R: TestRuntime>(acceptor: TlsAcceptor) -> String {
+    let (listener, addr) = listen::<R>().await;
+    let addr = addr.to_string();
+    let s = server::<R>();
+    spawn::<R, _>(async move { s.serve_tls(listener, acceptor).await });
     addr
 }
 
-fn channel(addr: &str, config: TlsConfig) -> Channel {
-    Channel::builder(format!("passthrough:///{addr}"))
+fn channel<R: TestRuntime>(addr: &str, config: TlsConfig) -> Channel<R> {
+    Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connector(Arc::new(TlsConnector::new(config)))
         .config(|c| c.scheme = Scheme::Https)
         .connect_lazy()
         .unwrap()
 }
 
-async fn call(channel: &Channel) -> Result<Bytes, Status> {
+async fn call<R: TestRuntime>(channel: &Channel<R>) -> Result<Bytes, Status> {
     channel
         .unary::<BytesCodec>(
             "/test.Echo/Unary",
@@ -94,16 +93,17 @@ async fn call(channel: &Channel) -> Result<Bytes, Status> {
         .map(|r| r.message)
 }
 
-#[tokio::test]
-async fn unary_over_tls() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn unary_over_tls<R: TestRuntime>() {
     let pki = make_pki("main");
-    let addr =
-        start(TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap())
-            .await;
+    let addr = start::<R>(
+        TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap(),
+    )
+    .await;
     // Server name from the authority: the IP address 127.0.0.1.
-    let ch = channel(&addr, TlsConfig::new().ca_pem(&pki.ca));
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    let ch = channel::<R>(&addr, TlsConfig::new().ca_pem(&pki.ca));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
 
     // Server name overridden to a DNS name of the certificate.
     let ch = channel(
@@ -112,7 +112,7 @@ async fn unary_over_tls() {
             .ca_pem(&pki.ca)
             .server_name_override("localhost"),
     );
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
 
     // A name the certificate does not carry fails verification.
     let ch = channel(
@@ -121,24 +121,25 @@ async fn unary_over_tls() {
             .ca_pem(&pki.ca)
             .server_name_override("other.test"),
     );
-    let err = call(&ch).await.unwrap_err();
+    let err = call::<R>(&ch).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     assert!(err.message.contains("TLS handshake"), "{err:?}");
 }
 
-#[tokio::test]
-async fn ca_from_file_and_authority_host() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn ca_from_file_and_authority_host<R: TestRuntime>() {
     let pki = make_pki("file");
-    let addr =
-        start(TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap())
-            .await;
+    let addr = start::<R>(
+        TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap(),
+    )
+    .await;
     let dir = std::env::temp_dir().join(format!("grpc-sansio-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, &pki.ca).unwrap();
     // `localhost:PORT` as authority: the server name is its host, port stripped.
     let port = addr.rsplit_once(':').unwrap().1;
-    let ch = Channel::builder(format!("passthrough:///{addr}"))
+    let ch = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .authority(format!("localhost:{port}"))
         .connector(Arc::new(
             TlsConnector::try_new(TlsConfig::new().ca_file(&ca_file)).unwrap(),
@@ -147,13 +148,15 @@ async fn ca_from_file_and_authority_host() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(call(&ch).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(call::<R>(&ch).await.unwrap(), Bytes::from_static(b"ping"));
     std::fs::remove_dir_all(&dir).ok();
 
     // Configuration errors: early with try_new, per connection with new.
     assert!(TlsConnector::try_new(TlsConfig::new()).is_err());
     assert!(TlsConnector::try_new(TlsConfig::new().ca_pem("not pem")).is_err());
-    let err = call(&channel(&addr, TlsConfig::new())).await.unwrap_err();
+    let err = call::<R>(&channel::<R>(&addr, TlsConfig::new()))
+        .await
+        .unwrap_err();
     assert!(err.message.contains("no root certificates"), "{err:?}");
 }
 
@@ -177,33 +180,33 @@ fn acceptor_with_alpn(pki: &Pki, alpn: Vec<Vec<u8>>) -> TlsAcceptor {
     TlsAcceptor::from_server_config(Arc::new(config))
 }
 
-#[tokio::test]
-async fn alpn_h2_required() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn alpn_h2_required<R: TestRuntime>() {
     let pki = make_pki("alpn");
     // No ALPN at all: the handshake succeeds, then we refuse the connection. The
     // first call on a fresh channel waits out the attempt and carries its error.
-    let addr = start(acceptor_with_alpn(&pki, vec![])).await;
-    let ch = channel(&addr, TlsConfig::new().ca_pem(&pki.ca));
-    let err = call(&ch).await.unwrap_err();
+    let addr = start::<R>(acceptor_with_alpn(&pki, vec![])).await;
+    let ch = channel::<R>(&addr, TlsConfig::new().ca_pem(&pki.ca));
+    let err = call::<R>(&ch).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     assert!(
         err.message
             .contains("TLS handshake: server did not negotiate ALPN h2"),
         "{err:?}"
     );
-    let ch = channel(&addr, TlsConfig::new().ca_pem(&pki.ca));
+    let ch = channel::<R>(&addr, TlsConfig::new().ca_pem(&pki.ca));
     let err = ch.wait_ready().await.unwrap_err();
     assert!(err.message.contains("ALPN"), "{err:?}");
 
     // ALPN without h2: the server's alert says so; the message still names ALPN.
-    let addr = start(acceptor_with_alpn(&pki, vec![b"http/1.1".to_vec()])).await;
-    let ch = channel(&addr, TlsConfig::new().ca_pem(&pki.ca));
+    let addr = start::<R>(acceptor_with_alpn(&pki, vec![b"http/1.1".to_vec()])).await;
+    let ch = channel::<R>(&addr, TlsConfig::new().ca_pem(&pki.ca));
     let err = ch.wait_ready().await.unwrap_err();
     assert!(err.message.contains("ALPN"), "{err:?}");
 }
 
-#[tokio::test]
-async fn mutual_tls() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn mutual_tls<R: TestRuntime>() {
     let pki = make_pki("mtls");
     let acceptor = TlsAcceptor::with_client_ca(
         pki.server_cert.as_bytes(),
@@ -211,7 +214,7 @@ async fn mutual_tls() {
         pki.ca.as_bytes(),
     )
     .unwrap();
-    let addr = start(acceptor).await;
+    let addr = start::<R>(acceptor).await;
 
     let with_cert = channel(
         &addr,
@@ -219,10 +222,13 @@ async fn mutual_tls() {
             .ca_pem(&pki.ca)
             .client_identity(&pki.client_cert, &pki.client_key),
     );
-    assert_eq!(call(&with_cert).await.unwrap(), Bytes::from_static(b"ping"));
+    assert_eq!(
+        call::<R>(&with_cert).await.unwrap(),
+        Bytes::from_static(b"ping")
+    );
 
-    let without = channel(&addr, TlsConfig::new().ca_pem(&pki.ca));
-    let err = call(&without).await.unwrap_err();
+    let without = channel::<R>(&addr, TlsConfig::new().ca_pem(&pki.ca));
+    let err = call::<R>(&without).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
 
     // A certificate from another CA is refused too.
@@ -233,19 +239,20 @@ async fn mutual_tls() {
             .ca_pem(&pki.ca)
             .client_identity(&other.client_cert, &other.client_key),
     );
-    let err = call(&wrong_cert).await.unwrap_err();
+    let err = call::<R>(&wrong_cert).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
 }
 
-#[tokio::test]
-async fn wrong_ca() {
+/// Instantiated per runtime by [`suite!`](crate::suite).
+pub async fn wrong_ca<R: TestRuntime>() {
     let pki = make_pki("server");
     let other = make_pki("other");
-    let addr =
-        start(TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap())
-            .await;
-    let ch = channel(&addr, TlsConfig::new().ca_pem(&other.ca));
-    let err = call(&ch).await.unwrap_err();
+    let addr = start::<R>(
+        TlsAcceptor::new(pki.server_cert.as_bytes(), pki.server_key.as_bytes()).unwrap(),
+    )
+    .await;
+    let ch = channel::<R>(&addr, TlsConfig::new().ca_pem(&other.ca));
+    let err = call::<R>(&ch).await.unwrap_err();
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     assert!(err.message.contains("TLS handshake"), "{err:?}");
     assert!(err.message.contains("UnknownIssuer"), "{err:?}");
