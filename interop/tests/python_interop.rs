@@ -270,3 +270,51 @@ async fn python_client_against_our_server() {
         &[],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_async_std_client_against_python_server() {
+    let (_server, port) = tokio::task::spawn_blocking(start_python_server)
+        .await
+        .unwrap();
+    let results = tokio::task::spawn_blocking(move || {
+        async_std::task::block_on(async {
+            let channel =
+                grpc_sansio_async_std::Channel::builder(format!("passthrough:///127.0.0.1:{port}"))
+                    .connect_lazy()
+                    .unwrap();
+            let mut results = Vec::new();
+            for case in CASES {
+                results.push((case.to_string(), client_cases::run(&channel, case).await));
+            }
+            results
+        })
+    })
+    .await
+    .unwrap();
+    report(
+        "grpc-sansio async-std client -> grpcio (Python) server",
+        &results,
+        PYTHON_SERVER_KNOWN,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_against_our_async_std_server() {
+    let listener = tokio::task::spawn_blocking(|| {
+        async_std::task::block_on(async_std::net::TcpListener::bind("127.0.0.1:0")).unwrap()
+    })
+    .await
+    .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    async_std::task::spawn(grpc_sansio_interop::server::serve::<
+        grpc_sansio_async_std::AsyncStd,
+    >(listener));
+    let results = tokio::task::spawn_blocking(move || run_python_client(port))
+        .await
+        .unwrap();
+    report(
+        "grpcio (Python) client -> grpc-sansio async-std server",
+        &results,
+        &[],
+    );
+}

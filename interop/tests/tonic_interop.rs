@@ -454,3 +454,53 @@ async fn tonic_client_against_our_server() {
         TONIC_CLIENT_KNOWN,
     );
 }
+
+// ---------------------------------------------------------------------------------
+// The same two directions with our side on async-std (the tonic side stays on tokio).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_async_std_client_against_tonic_server() {
+    let addr = start_tonic_server().await;
+    let results = tokio::task::spawn_blocking(move || {
+        async_std::task::block_on(async {
+            let channel = grpc_sansio_async_std::Channel::builder(format!("passthrough:///{addr}"))
+                .connect_lazy()
+                .unwrap();
+            let mut results = Vec::new();
+            for case in CASES {
+                results.push((*case, client_cases::run(&channel, case).await));
+            }
+            results
+        })
+    })
+    .await
+    .unwrap();
+    report(
+        "grpc-sansio async-std client -> tonic server",
+        &results,
+        &[],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_client_against_our_async_std_server() {
+    let listener = tokio::task::spawn_blocking(|| {
+        async_std::task::block_on(async_std::net::TcpListener::bind("127.0.0.1:0")).unwrap()
+    })
+    .await
+    .unwrap();
+    let addr = listener.local_addr().unwrap();
+    async_std::task::spawn(grpc_sansio_interop::server::serve::<
+        grpc_sansio_async_std::AsyncStd,
+    >(listener));
+    let client = TonicClient(tonic_peer::TonicClient::connect(addr).await);
+    let mut results = Vec::new();
+    for case in TONIC_CLIENT_CASES {
+        results.push((*case, client.run(case).await));
+    }
+    report(
+        "tonic client -> grpc-sansio async-std server",
+        &results,
+        TONIC_CLIENT_KNOWN,
+    );
+}

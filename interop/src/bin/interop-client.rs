@@ -3,10 +3,11 @@
 
 use grpc_sansio_interop::client_cases;
 use grpc_sansio_interop::flags::Flags;
-use grpc_sansio_tokio::Channel;
+use grpc_sansio_runtime::{Channel, Runtime, TlsConfig};
 
 const USAGE: &str = "usage: interop-client --server_host=HOST --server_port=PORT --test_case=CASE \
-[--use_tls=false] [--use_test_ca=false] [--ca_file=F] [--server_host_override=NAME]";
+[--use_tls=false] [--use_test_ca=false] [--ca_file=F] [--server_host_override=NAME] \
+[--runtime=tokio|async-std]";
 
 fn main() {
     let flags = match Flags::parse(
@@ -19,6 +20,7 @@ fn main() {
             "use_test_ca",
             "ca_file",
             "server_host_override",
+            "runtime",
         ],
         &["use_tls", "use_test_ca"],
     ) {
@@ -36,7 +38,7 @@ fn main() {
         }
     };
     let tls = use_tls.then(|| {
-        let mut cfg = grpc_sansio_tokio::TlsConfig::new();
+        let mut cfg = TlsConfig::new();
         if use_test_ca {
             // The test CA: --ca_file, else SSL_CERT_FILE (the interop convention).
             let ca = flags
@@ -72,24 +74,53 @@ fn main() {
     } else {
         format!("{host}:{port}")
     };
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let failed = rt.block_on(async {
-        let mut builder = Channel::builder(format!("dns:///{host_port}"));
-        if let Some(name) = flags.get("server_host_override") {
-            builder = builder.authority(name);
+    let run = Run {
+        target: format!("dns:///{host_port}"),
+        authority: flags.get("server_host_override").map(str::to_owned),
+        tls,
+        cases,
+    };
+    let failed = match flags.get_or("runtime", "tokio") {
+        "tokio" => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            rt.block_on(run.run::<grpc_sansio_tokio::Tokio>())
         }
-        if let Some(cfg) = tls {
+        "async-std" => async_std::task::block_on(run.run::<grpc_sansio_async_std::AsyncStd>()),
+        other => {
+            eprintln!("--runtime={other}: expected tokio or async-std\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
+
+/// What to run, on whichever runtime.
+struct Run {
+    target: String,
+    authority: Option<String>,
+    tls: Option<TlsConfig>,
+    cases: Vec<String>,
+}
+
+impl Run {
+    /// Runs every case on a channel of runtime `R`; the number that failed.
+    async fn run<R: Runtime>(self) -> usize {
+        let mut builder = Channel::<R>::builder(self.target.clone());
+        if let Some(name) = &self.authority {
+            builder = builder.authority(name.clone());
+        }
+        if let Some(cfg) = self.tls {
             builder = builder.tls(cfg);
         }
         let channel = match builder.connect_lazy() {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("bad target {host_port}: {e}");
+                eprintln!("bad target {}: {e}", self.target);
                 std::process::exit(2);
             }
         };
         let mut failed = 0;
-        for case in &cases {
+        for case in &self.cases {
             match client_cases::run(&channel, case).await {
                 Ok(()) => eprintln!("{case}: PASS"),
                 Err(e) => {
@@ -99,6 +130,5 @@ fn main() {
             }
         }
         failed
-    });
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    }
 }
