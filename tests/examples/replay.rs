@@ -2,8 +2,9 @@
 //!
 //! `cargo run -p grpc-sansio-tests --example replay -- SEED [--shrink]`
 //!
-//! With `--shrink`, a failing seed's fault schedule and workload are minimised and
-//! the smaller scenario is printed and replayed.
+//! With `--shrink`, a failing seed's fault schedule and workload are minimised (fewer
+//! faults and calls, then smaller sizes, counts, times and durations) and the smaller
+//! scenario is printed and replayed.
 
 use grpc_sansio_tests::sim::Scenario;
 
@@ -22,6 +23,11 @@ fn main() {
     println!("seed {seed}: {} calls, faults:", scenario.workload.len());
     for (at, f) in &scenario.faults {
         println!("  +{:.3}s {f}", at.as_secs_f64());
+    }
+    if shrink {
+        for c in &scenario.workload {
+            println!("  call {c:?}");
+        }
     }
     // Lines are printed as they happen, so a panic in the core still shows the trace
     // up to it.

@@ -263,6 +263,62 @@ fn deadline_expiry_ends_the_call_on_both_sides() {
 }
 
 #[test]
+fn at_its_deadline_the_server_sends_status_4_then_resets_with_no_error() {
+    use bytes::BytesMut;
+    use grpc_sansio::frame::{DecoderConfig, Frame, FrameDecoder};
+    use grpc_sansio::h2::Transmit;
+
+    let mut p = CallPair::new(11);
+    let deadline = p.now + Duration::from_secs(1);
+    let (id, _sid, _) = p.start(&CallPair::request("/pkg.S/Slow").deadline(deadline));
+    // Only the server's timer fires (its clock runs ahead of the client's).
+    p.now = deadline;
+    p.server.handle_timeout(deadline);
+    let mut out = Transmit::new();
+    while p.server.poll_transmit(deadline, &mut out) > 0 {}
+    let mut wire = BytesMut::new();
+    for chunk in out.chunks() {
+        wire.extend_from_slice(chunk);
+    }
+    let mut decoder = FrameDecoder::new(DecoderConfig::default());
+    let mut frames = Vec::new();
+    while let Some(f) = decoder.decode(&mut wire).expect("valid frames") {
+        frames.push(f);
+    }
+    let ends = frames
+        .iter()
+        .position(|f| matches!(f, Frame::Headers(h) if h.end_stream && h.stream_id.value() == 1));
+    let reset = frames.iter().position(|f| matches!(f, Frame::RstStream(_)));
+    let (Some(ends), Some(reset)) = (ends, reset) else {
+        panic!("trailers and a reset expected: {frames:?}");
+    };
+    assert!(ends < reset, "the status goes first: {frames:?}");
+    let Frame::RstStream(rst) = &frames[reset] else {
+        unreachable!()
+    };
+    // The response is complete: the reset only stops the request (RFC 9113 §8.1).
+    assert_eq!(rst.error_code, ErrorCode::NoError);
+    // Delivered, the client reports the server's DEADLINE_EXCEEDED, not CANCELLED.
+    p.client
+        .recv(BytesMut::from(&frames_bytes(&frames)[..]), deadline);
+    let events = p.client_call(id);
+    assert_eq!(
+        status_of(&events).0.code,
+        Code::DeadlineExceeded,
+        "{events:?}"
+    );
+}
+
+/// The frames encoded back to bytes.
+fn frames_bytes(frames: &[grpc_sansio::frame::Frame]) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    for f in frames {
+        f.encode(&mut out, 16_384).expect("valid frame");
+    }
+    out.to_vec()
+}
+
+#[test]
 fn a_passed_deadline_fails_at_once_without_waiting_for_the_server() {
     let mut p = CallPair::new(8);
     p.drive();

@@ -35,7 +35,7 @@ use crate::grpc::status::Status;
 use crate::grpc::transport::{
     CallError, CallId, ClientTransport, ClientTransportEvent, MessageLimits,
 };
-use crate::h2::{Config, Transmit};
+use crate::h2::{Config, ConnectionMemory, ConnectionWindows, StreamWindows, Transmit};
 
 /// Schemes the core resolves itself, with no I/O.
 const STATIC_SCHEMES: [&str; 5] = ["passthrough", "unix", "unix-abstract", "ipv4", "ipv6"];
@@ -415,6 +415,34 @@ impl Channel {
     /// Connections the channel holds (connecting, ready or draining).
     pub fn connections(&self) -> Vec<ConnId> {
         self.core.conns.keys().copied().collect()
+    }
+
+    /// A connection's flow-control windows; `None` for a connection the channel does
+    /// not hold or whose socket is not open yet.
+    pub fn connection_windows(&self, conn: ConnId) -> Option<ConnectionWindows> {
+        self.transport_of(conn).map(ClientTransport::windows)
+    }
+
+    /// The windows of a connection's open streams (nothing for a connection the
+    /// channel does not hold or whose socket is not open yet).
+    pub fn connection_stream_windows(
+        &self,
+        conn: ConnId,
+    ) -> impl Iterator<Item = StreamWindows> + '_ {
+        self.transport_of(conn)
+            .into_iter()
+            .flat_map(ClientTransport::stream_windows)
+    }
+
+    /// What a connection buffers (control frames owed, DATA queued to send, DATA
+    /// received and not yet taken by its calls, bytes not yet parsed); `None` as for
+    /// [`connection_windows`](Self::connection_windows).
+    pub fn connection_memory(&self, conn: ConnId) -> Option<ConnectionMemory> {
+        self.transport_of(conn).map(ClientTransport::memory)
+    }
+
+    fn transport_of(&self, conn: ConnId) -> Option<&ClientTransport> {
+        self.core.conns.get(&conn)?.transport.as_ref()
     }
 
     // ----- owner inputs -----

@@ -19,6 +19,7 @@ use super::keepalive::{
     ServerKeepalive, ServerKeepaliveAction, TOO_MANY_PINGS, is_too_many_pings,
     keepalive_time_after_too_many_pings,
 };
+use super::stats::{ConnectionMemory, ConnectionWindows, StreamWindows};
 use super::stream::{Item, RecvPhase, State, Stream, Wait};
 use super::transmit::Transmit;
 use crate::ErrorCode;
@@ -377,6 +378,42 @@ impl Connection {
     /// Streams currently open (ours and the peer's).
     pub fn open_streams(&self) -> usize {
         self.streams.len()
+    }
+
+    /// The connection's flow-control windows and both sides' initial stream windows.
+    pub fn windows(&self) -> ConnectionWindows {
+        ConnectionWindows {
+            send: self.conn_send.window(),
+            recv: i64::from(self.conn_recv.window()),
+            recv_limit: self.conn_recv.limit(),
+            peer_initial_window: self.peer_initial_window,
+            local_initial_window: self.stream_recv_limit(),
+            settings_acked: self.settings_acked,
+        }
+    }
+
+    /// Every open stream's windows, in no particular order (but the same order for the
+    /// same history). Streams we opened whose HEADERS have not gone out yet are included.
+    pub fn stream_windows(&self) -> impl Iterator<Item = StreamWindows> + '_ {
+        self.streams.values().map(|s| StreamWindows {
+            stream_id: s.id,
+            send: s.send_window.window(),
+            recv: s.recv_window.window(),
+            recv_limit: s.recv_window.limit(),
+            recv_extra: s.recv_window.extra(),
+            unconsumed: s.recv_window.unconsumed(),
+        })
+    }
+
+    /// What the connection buffers: control frames owed, DATA queued to send, DATA
+    /// delivered and unreleased, bytes read and unparsed. One pass over the streams.
+    pub fn memory(&self) -> ConnectionMemory {
+        ConnectionMemory {
+            control_frames: self.control.len(),
+            send_queued: self.streams.values().map(|s| s.queued_bytes).sum(),
+            recv_unconsumed: self.unconsumed,
+            recv_unparsed: self.inbox.len(),
+        }
     }
 
     /// Bytes the application may still queue on `stream_id` before its send buffer is

@@ -74,6 +74,11 @@ impl SendWindow {
         saturate_u32(self.window)
     }
 
+    /// The window itself, negative after a SETTINGS_INITIAL_WINDOW_SIZE decrease.
+    pub(crate) fn window(&self) -> i64 {
+        self.window
+    }
+
     /// `n` octets of flow-controlled data were sent (the whole DATA payload, padding
     /// included). The caller sends at most [`available`](Self::available).
     pub(crate) fn consume(&mut self, n: u32) {
@@ -212,9 +217,13 @@ impl StreamRecvWindow {
     }
 
     /// The window we want the peer to have when everything is consumed.
-    #[cfg(test)]
     pub(crate) fn limit(&self) -> u32 {
         saturate_u32(self.limit)
+    }
+
+    /// Credit granted past the limit for a large message and not yet paid back.
+    pub(crate) fn extra(&self) -> u32 {
+        saturate_u32(self.extra)
     }
 
     /// Octets received and not yet consumed by the application.
@@ -224,7 +233,6 @@ impl StreamRecvWindow {
 
     /// Octets the peer may still send once our frames in flight reach it; negative after a
     /// decrease of the limit.
-    #[cfg(test)]
     pub(crate) fn window(&self) -> i64 {
         self.window
     }
@@ -321,7 +329,6 @@ impl ConnRecvWindow {
     }
 
     /// Octets the peer may still send once our frames in flight reach it.
-    #[cfg(test)]
     pub(crate) fn window(&self) -> u32 {
         saturate_u32(self.window)
     }

@@ -8,6 +8,7 @@
 mod config;
 mod connection;
 mod event;
+mod stats;
 mod stream;
 mod transmit;
 
@@ -30,4 +31,5 @@ pub use keepalive::{
     ClientKeepaliveConfig, EnforcementPolicy, ServerKeepaliveConfig,
     keepalive_time_after_too_many_pings,
 };
+pub use stats::{ConnectionMemory, ConnectionWindows, StreamWindows};
 pub use transmit::Transmit;

@@ -80,6 +80,17 @@ pub enum Fault {
         /// How long.
         duration: Duration,
     },
+    /// A channel's application stops taking responses and statuses for a while: its
+    /// connections' receive windows fill and the client must stop reading. Not drawn
+    /// by [`random_fault`] (so the plans existing seeds draw stay as they were);
+    /// [`Scenario::from_seed`](super::Scenario::from_seed) adds it from a stream of
+    /// its own.
+    SlowClient {
+        /// Channel index (modulo the number of channels).
+        channel: usize,
+        /// How long.
+        duration: Duration,
+    },
     /// A live link delivers its next `bytes` bytes one byte per write and read.
     OneByte {
         /// Which live link.

@@ -13,9 +13,10 @@
 //!   link whose receiver wants to read. Everything due then happens, the world
 //!   settles (actions, bytes, handlers, client calls until nothing moves), and the
 //!   per-step invariants run.
-//! - **Hosts** `10.0.0.{i+1}:443` serve an echo service (`/sim.Echo/{Unary,
-//!   ClientStream, ServerStream, Bidi}`); a request's `x-delay-ms` metadata delays the
-//!   handler's status (slow handlers). Handlers respect `send_capacity`.
+//! - **Hosts** `10.0.0.{i+1}:443` run a [`Service`]: by default [`EchoService`]
+//!   (`/sim.Echo/{Unary, ClientStream, ServerStream, Bidi}`; a request's `x-delay-ms`
+//!   metadata delays the handler's status), or your own (below). What a service
+//!   queues is written as `send_capacity` allows.
 //! - **Links**: one per accepted connection, with a latency and a bandwidth drawn per
 //!   link; each direction is a queue of segments stamped with their arrival time
 //!   (`depart = max(now, link free) + len / bandwidth`, `arrive = depart + latency`),
@@ -39,7 +40,8 @@
 //! mid-stream, half-open (server vanishes, bytes dropped both ways, no EOF: only the
 //! client's keepalive can tell), server restart, graceful GOAWAY (`shutdown`),
 //! immediate GOAWAY (`close` with NO_ERROR or ENHANCE_YOUR_CALM), slow reader (the
-//! host's handlers stop reading for a while: windows fill), one-byte writes and reads
+//! host's handlers stop reading for a while: windows fill), slow client (a channel's
+//! application stops taking responses: its windows fill), one-byte writes and reads
 //! for the next N bytes of a link, resolver answering a new, empty or erroring list,
 //! and clock jumps (time leaps; timers fire late).
 //!
@@ -55,8 +57,16 @@
 //! (`base × (1 − jitter)` to `max × (1 + jitter)`, the upper bound waived across clock
 //! jumps). After every step: no open call is more than [`SimConfig::granularity`] past
 //! its deadline (or past the clock jump that skipped it); each link buffers at most
-//! `link_buffer + 2 × max_write_batch` bytes per direction and its server at most
-//! `max_queued_control_frames + 16` control frames. At the end: every call ended, and
+//! `link_buffer + 2 × max_write_batch` bytes per direction; each end of each
+//! connection, client and server, holds at most `max_queued_control_frames + 16`
+//! control frames, at most its connection receive window plus
+//! [`SimConfig::memory_slack`] of received-unconsumed and unparsed bytes, and a
+//! bounded send queue per stream; **flow control**, on both ends: the connection
+//! windows stay within 0 and what was advertised, a stream's send window goes below
+//! zero only by what a SETTINGS_INITIAL_WINDOW_SIZE decrease allows (RFC 9113 §6.9.2:
+//! current initial window − largest ever), a receive window stays within that floor
+//! and its limit plus granted credit (≤ 2^31−1), and a sender's view of a window never
+//! exceeds its receiver's. At the end: every call ended, and
 //! after the heal each channel served a wait-for-ready call within
 //! [`SimConfig::recovery_bound`].
 //!
@@ -82,7 +92,61 @@
 //! ```
 //!
 //! Or take a whole random [`Scenario`] from a seed, edit it, and
-//! [`run`](Scenario::run) it; [`Scenario::shrink`] minimises a failing one.
+//! [`run`](Scenario::run) it; [`Scenario::shrink`] minimises a failing one (drops
+//! faults and calls, then halves sizes, counts, times and durations).
+//!
+//! # Your own service
+//!
+//! Implement [`Service`] and put it behind the hosts with [`SimConfig::service`] (or
+//! [`Sim::set_service`]). It runs single-threaded under virtual time: it reacts to
+//! each [`CallEvent`] by queuing messages and a status on the [`ServiceCall`], and
+//! answers later with [`finish_after`](ServiceCall::finish_after). It may report a
+//! broken expectation of its own with [`ServiceCall::violation`], which fails the run
+//! with the seed and trace like any invariant. Calls to it name their method in
+//! [`CallSpec::method`]; their responses are kept for [`Sim::responses`] instead of
+//! being checked as echoes. The recovery probes after the heal call
+//! `/sim.Echo/Unary`, so hand what you do not serve to [`EchoService`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use grpc_sansio::grpc::code::Code;
+//! use grpc_sansio::grpc::status::Status;
+//! use grpc_sansio_tests::sim::{
+//!     CallEvent, CallSpec, EchoService, Service, ServiceCall, ServiceFactory, Sim, SimConfig,
+//! };
+//!
+//! /// Answers `/demo.Greeter/Hello` with "hello", after 20 ms of virtual time.
+//! struct Greeter;
+//!
+//! impl Service for Greeter {
+//!     fn on_event(&mut self, call: &mut ServiceCall<'_>, event: CallEvent<'_>) {
+//!         if let CallEvent::Started(head) = &event
+//!             && &head.path[..] == b"/demo.Greeter/Hello"
+//!         {
+//!             call.set_state(());
+//!         }
+//!         if call.state::<()>().is_none() {
+//!             return EchoService.on_event(call, event);
+//!         }
+//!         if let CallEvent::HalfClosed = event {
+//!             call.send(Bytes::from_static(b"hello"));
+//!             call.finish_after(Duration::from_millis(20), Status::ok());
+//!         }
+//!     }
+//! }
+//!
+//! let mut config = SimConfig::new(7);
+//! config.service = Some(ServiceFactory::new(|_host| Box::new(Greeter)));
+//! let mut sim = Sim::new(config);
+//! let mut call = CallSpec::unary(0, Duration::ZERO, 10);
+//! call.method = Some("/demo.Greeter/Hello".to_owned());
+//! sim.schedule_call(call);
+//! sim.schedule_heal(Duration::from_secs(1));
+//! sim.run_to_end().unwrap_or_else(|v| panic!("{v}"));
+//! assert_eq!(sim.statuses()[0], Some(Code::Ok));
+//! assert_eq!(sim.responses(0), [Bytes::from_static(b"hello")]);
+//! ```
 //! `cargo run -p grpc-sansio-tests --example replay -- SEED` replays a seed and prints
 //! its trace; `SIM_SEEDS=5000 cargo test -p grpc-sansio-tests --release --test sim`
 //! explores more seeds.
@@ -90,10 +154,12 @@
 mod explore;
 mod fault;
 pub mod message;
+mod service;
 mod workload;
 mod world;
 
 pub use explore::{FAULT_WINDOW, HEAL_AT, SMALLEST_WINDOW, Scenario, WORKLOAD_WINDOW, run_seed};
 pub use fault::{Fault, ResolverFault, Scheduled, random_fault, random_plan};
+pub use service::{CallEvent, EchoService, Service, ServiceCall, ServiceCallId, ServiceFactory};
 pub use workload::{CallKind, CallSpec, random_call, random_workload};
 pub use world::{Sim, SimConfig, Violation};

@@ -67,6 +67,10 @@ pub struct CallSpec {
     pub wait_for_ready: bool,
     /// The server delays its answer by this much (a slow handler).
     pub server_delay: Duration,
+    /// Call this method instead of `kind`'s echo method (a user's [`Service`](super::Service)).
+    /// The requests are still built from `kind` and `requests`, but the responses are
+    /// not checked as echoes: read them with [`Sim::responses`](super::Sim::responses).
+    pub method: Option<String>,
 }
 
 impl CallSpec {
@@ -84,6 +88,7 @@ impl CallSpec {
             cancel_after: None,
             wait_for_ready: false,
             server_delay: Duration::ZERO,
+            method: None,
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn random_call(rng: &mut SimRng, channels: usize, start: Duration) -> CallSp
         } else {
             Duration::ZERO
         },
+        method: None,
     }
 }
 

@@ -9,12 +9,13 @@ use grpc_sansio::ErrorCode;
 use grpc_sansio::channel::backoff::{BackoffConfig, ConnectParams};
 use grpc_sansio::channel::balancer::{Endpoint, ResolverState, SubchannelId};
 use grpc_sansio::channel::client_channel::{
-    Action, CallOptions, Channel, ChannelCallId, ChannelConfig, ChannelEvent,
+    Action, CallOptions, Channel, ChannelCallId, ChannelConfig, ChannelEvent, RETRY_BUFFER,
 };
 use grpc_sansio::channel::state::ConnectivityState;
 use grpc_sansio::channel::subchannel::ConnId;
 use grpc_sansio::channel::target::Address;
 use grpc_sansio::channel::trace::{TraceEvent, TraceKind};
+use grpc_sansio::frame::{DEFAULT_INITIAL_WINDOW_SIZE, MAX_WINDOW_SIZE};
 use grpc_sansio::grpc::client::ClientEvent;
 use grpc_sansio::grpc::code::Code;
 use grpc_sansio::grpc::metadata::Metadata;
@@ -22,11 +23,16 @@ use grpc_sansio::grpc::server::ServerEvent;
 use grpc_sansio::grpc::status::Status;
 use grpc_sansio::grpc::transport::{CallId, MessageLimits, ServerTransport, ServerTransportEvent};
 use grpc_sansio::h2::{
-    ClientKeepaliveConfig, Config, DEFAULT_MAX_WRITE_BATCH, EnforcementPolicy, Transmit,
+    ClientKeepaliveConfig, Config, ConnectionMemory, ConnectionWindows,
+    DEFAULT_MAX_QUEUED_CONTROL_FRAMES, DEFAULT_MAX_WRITE_BATCH, DEFAULT_STREAM_SEND_BUFFER,
+    EnforcementPolicy, StreamWindows, Transmit,
 };
 
 use super::fault::{Fault, ResolverFault};
 use super::message;
+use super::service::{
+    CallEvent, EchoService, HCall, Service, ServiceCall, ServiceCallId, ServiceFactory,
+};
 use super::workload::{CallKind, CallSpec};
 use crate::rng::SimRng;
 
@@ -73,12 +79,20 @@ pub struct SimConfig {
     /// the client's keepalive time the server answers pings with GOAWAY
     /// ENHANCE_YOUR_CALM ("too_many_pings") and the client must slow down.
     pub ping_min_time: Duration,
+    /// Bytes a connection (client or server) may hold for its application past its
+    /// connection receive window: DATA received and not yet consumed plus bytes read
+    /// and not yet parsed. Reading stops once the window is full, so the excess is at
+    /// most what one read brings (a link segment: up to a write batch and a frame).
+    pub memory_slack: usize,
+    /// Each host's service (`None`: [`EchoService`]).
+    pub service: Option<ServiceFactory>,
 }
 
 impl SimConfig {
     /// Defaults for `seed`: 2 channels, 3 hosts, 0.1–20 ms links of 1–100 MB/s,
     /// 256 KiB link buffers, 1 ms granularity, backoff 100 ms × 1.6 ± 20 % up to 3 s,
-    /// 2 s connect timeout, keepalive 10 s / 3 s, recovery within 60 s.
+    /// 2 s connect timeout, keepalive 10 s / 3 s, recovery within 60 s, 512 KiB of
+    /// memory slack, echo servers.
     pub fn new(seed: u64) -> SimConfig {
         SimConfig {
             seed,
@@ -103,6 +117,8 @@ impl SimConfig {
             window: None,
             max_connection_age: None,
             ping_min_time: Duration::from_secs(5),
+            memory_slack: 2 * DEFAULT_MAX_WRITE_BATCH,
+            service: None,
         }
     }
 }
@@ -204,15 +220,24 @@ impl Pipe {
     }
 }
 
-/// One request in a server handler.
-#[derive(Debug)]
-struct HCall {
-    kind: Option<CallKind>,
-    delay: Duration,
-    received: Vec<Bytes>,
-    out: VecDeque<Bytes>,
-    finish_at: Option<Instant>,
-    next_seq: u32,
+/// The largest windows each end of a link has been seen with, starting from the
+/// RFC's 65,535 that every connection assumes before SETTINGS: the bounds a §6.9.2
+/// decrease may push a stream window below zero by.
+#[derive(Clone, Copy, Debug)]
+struct FlowSeen {
+    peer_initial: u32,
+    local_initial: u32,
+    conn_recv_limit: u32,
+}
+
+impl Default for FlowSeen {
+    fn default() -> Self {
+        FlowSeen {
+            peer_initial: DEFAULT_INITIAL_WINDOW_SIZE,
+            local_initial: DEFAULT_INITIAL_WINDOW_SIZE,
+            conn_recv_limit: DEFAULT_INITIAL_WINDOW_SIZE,
+        }
+    }
 }
 
 /// A connection between a channel's `conn` and a server transport.
@@ -235,21 +260,37 @@ struct Link {
     client_closed: bool,
     calls: BTreeMap<CallId, HCall>,
     readable: BTreeSet<CallId>,
+    /// Client end, then server end.
+    seen: [FlowSeen; 2],
 }
 
-#[derive(Debug)]
 struct Host {
     address: Address,
     refuse_until: Option<Instant>,
     blackhole_until: Option<Instant>,
     stall_until: Option<Instant>,
     mute_until: Option<Instant>,
+    service: Box<dyn Service>,
+}
+
+impl fmt::Debug for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("address", &self.address)
+            .field("refuse_until", &self.refuse_until)
+            .field("blackhole_until", &self.blackhole_until)
+            .field("stall_until", &self.stall_until)
+            .field("mute_until", &self.mute_until)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One client channel and what the simulator knows about it.
 #[derive(Debug)]
 struct Slot {
     channel: Channel,
+    /// A slow client: the application takes no responses until then.
+    stall_until: Option<Instant>,
     resolving: bool,
     state: ConnectivityState,
     subchannels: BTreeMap<SubchannelId, (ConnectivityState, Instant)>,
@@ -276,6 +317,9 @@ struct Record {
     closed: bool,
     /// A send was refused: the call sends no more.
     send_failed: bool,
+    /// Responses of a call to a custom method, kept for [`Sim::responses`] (echo
+    /// calls are checked as they arrive instead).
+    responses: Vec<Bytes>,
 }
 
 /// The simulator. See the [module documentation](super).
@@ -302,8 +346,13 @@ pub struct Sim {
     trace: Vec<String>,
     failure: Option<Violation>,
     jumps: Vec<(Instant, Instant)>,
+    /// Slow clients: channel, from, to (deadlines fire on time, but the application
+    /// reads the status only when it reads again).
+    client_stalls: Vec<(usize, Instant, Instant)>,
     healed_at: Option<Instant>,
     steps_at_now: (Instant, u32),
+    /// The largest message handed to a transport so far (memory bounds).
+    largest_message: usize,
     out: Transmit,
     /// Print every trace line to stdout as it is logged (replay: the trace survives a
     /// panic in the core).
@@ -353,6 +402,7 @@ impl Sim {
                 };
                 Slot {
                     channel: Channel::new("dns:///svc.sim:443", cc, start).expect("valid"),
+                    stall_until: None,
                     resolving: false,
                     state: ConnectivityState::Idle,
                     subchannels: BTreeMap::new(),
@@ -371,6 +421,10 @@ impl Sim {
                 blackhole_until: None,
                 stall_until: None,
                 mute_until: None,
+                service: match &config.service {
+                    Some(f) => f.make(i),
+                    None => Box::new(EchoService),
+                },
             })
             .collect();
         let all = (0..config.hosts).collect();
@@ -393,8 +447,10 @@ impl Sim {
             trace: Vec::new(),
             failure: None,
             jumps: Vec::new(),
+            client_stalls: Vec::new(),
             healed_at: None,
             steps_at_now: (start, 0),
+            largest_message: 0,
             out: Transmit::new(),
             echo: false,
         };
@@ -433,6 +489,18 @@ impl Sim {
         (self.calls.len(), ended)
     }
 
+    /// Replaces host `i`'s service (before the run, or its calls in progress see a
+    /// different service for their remaining events).
+    pub fn set_service(&mut self, host: usize, service: impl Service + 'static) {
+        self.hosts[host].service = Box::new(service);
+    }
+
+    /// The responses call `i` (in start order) received so far, for calls to a custom
+    /// [`CallSpec::method`]; empty for echo calls, which are checked as they arrive.
+    pub fn responses(&self, i: usize) -> &[Bytes] {
+        &self.calls[i].responses
+    }
+
     /// The statuses of every call so far (`None`: still running), in start order.
     pub fn statuses(&self) -> Vec<Option<Code>> {
         self.calls
@@ -460,7 +528,7 @@ impl Sim {
                 let pending: Vec<(usize, Option<Duration>)> = l
                     .calls
                     .values()
-                    .map(|h| (h.out.len(), h.finish_at.map(|t| t - self.start)))
+                    .map(|h| (h.out.len(), h.finish.as_ref().map(|(t, _)| *t - self.start)))
                     .collect();
                 format!(
                     "link {id} ch{} {:?} host {}: up {} B ({} segs, {} total) down {} B ({} segs, {} total), client wants_read {}, closed {} black {} reset {}, {srv:?}, handler calls (out, finish_at) {pending:?}",
@@ -479,6 +547,15 @@ impl Sim {
                     l.reset,
                 )
             })
+            .collect()
+    }
+
+    /// Bytes ever sent up (client to server) and down on each link still held, in
+    /// link order.
+    pub fn link_totals(&self) -> Vec<(u64, u64)> {
+        self.links
+            .values()
+            .map(|l| (l.up.total, l.down.total))
             .collect()
     }
 
@@ -751,7 +828,12 @@ impl Sim {
             Ev::Cancel { call } => {
                 let c = &mut self.calls[call];
                 if c.status.is_none() {
-                    c.cancelled = true;
+                    // A slow client may cancel a call whose status is already waiting
+                    // to be read: then that status stands.
+                    let stalled = self.slots[c.spec.channel]
+                        .stall_until
+                        .is_some_and(|t| t > self.now);
+                    c.cancelled = !stalled;
                     let (ch, id, tag) = (c.spec.channel, c.id, c.tag);
                     self.log(
                         "call",
@@ -804,6 +886,9 @@ impl Sim {
             h.blackhole_until = None;
             h.stall_until = None;
             h.mute_until = None;
+        }
+        for s in &mut self.slots {
+            s.stall_until = None;
         }
         self.resolver = Ok((0..self.hosts.len()).collect());
         self.push_resolver();
@@ -878,10 +963,12 @@ impl Sim {
                     let l = self.links.get_mut(&id).expect("live");
                     l.black = true;
                     l.server = None;
-                    l.calls.clear();
                     l.readable.clear();
+                    let calls = std::mem::take(&mut l.calls);
+                    let host = l.host;
                     l.up.clear();
                     l.down.clear();
+                    self.fail_service_calls(host, id, calls, "sim: the server vanished");
                 }
             }
             Fault::Restart { host, down } => {
@@ -919,6 +1006,12 @@ impl Sim {
             Fault::SlowReader { host, duration } => {
                 self.hosts[host % hosts].stall_until = until(duration);
                 self.schedule(self.now + duration, Ev::Wake);
+            }
+            Fault::SlowClient { channel, duration } => {
+                let ch = channel % self.slots.len();
+                self.slots[ch].stall_until = until(duration);
+                self.client_stalls.push((ch, now, now + duration));
+                self.schedule(now + duration, Ev::Wake);
             }
             Fault::OneByte { pick, bytes } => {
                 if let Some(id) = self.pick_link(pick) {
@@ -1017,6 +1110,7 @@ impl Sim {
                 client_closed: false,
                 calls: BTreeMap::new(),
                 readable: BTreeSet::new(),
+                seen: [FlowSeen::default(); 2],
             },
         );
         self.conn_links.insert((ch, conn), id);
@@ -1055,7 +1149,8 @@ impl Sim {
             Bytes::from(spec.server_delay.as_millis().to_string()),
         )
         .expect("valid metadata");
-        let mut options = CallOptions::new(spec.kind.path())
+        let path = spec.method.as_deref().unwrap_or(spec.kind.path());
+        let mut options = CallOptions::new(path)
             .metadata(md)
             .wait_for_ready(spec.wait_for_ready);
         let deadline = spec.deadline.map(|d| self.now + d);
@@ -1106,6 +1201,7 @@ impl Sim {
             probe,
             closed: false,
             send_failed: false,
+            responses: Vec::new(),
         });
         self.slots[ch].readable.insert(id);
     }
@@ -1350,46 +1446,76 @@ impl Sim {
             // Gone for good?
             let server_done = l.server.as_ref().is_none_or(|s| s.is_closed());
             if l.client_closed && server_done && l.up.segs.is_empty() && l.down.segs.is_empty() {
-                self.links.remove(&id);
+                let l = self.links.remove(&id).expect("listed");
+                self.fail_service_calls(l.host, id, l.calls, "sim: the connection is gone");
                 progress = true;
             }
         }
         progress
     }
 
+    /// Tells host `host`'s service that `calls` of link `link` failed with
+    /// UNAVAILABLE `why` (the simulator dropped them with their connection).
+    fn fail_service_calls(
+        &mut self,
+        host: usize,
+        link: u64,
+        calls: BTreeMap<CallId, HCall>,
+        why: &'static str,
+    ) {
+        let mut violation = None;
+        for (call, mut h) in calls {
+            let mut sc = ServiceCall {
+                id: ServiceCallId { host, link, call },
+                start: self.start,
+                now: self.now,
+                call: &mut h,
+                violation: &mut violation,
+            };
+            self.hosts[host]
+                .service
+                .on_event(&mut sc, CallEvent::Failed(Status::unavailable(why)));
+        }
+        if let Some((invariant, detail)) = violation {
+            self.fail(invariant, detail);
+        }
+    }
+
+    /// Runs the hosts' services: new calls and their events go to the service, what it
+    /// queued goes to the transport as send capacity allows.
     fn serve(&mut self) -> bool {
         let mut progress = false;
-        let now = self.now;
-        let mut violations = Vec::new();
+        let (start, now) = (self.start, self.now);
+        let mut violation = None;
         let mut wakes = Vec::new();
         for (&lid, l) in &mut self.links {
             let Some(srv) = l.server.as_mut() else {
                 continue;
             };
-            if self.hosts[l.host].stall_until.is_some_and(|t| t > now) {
+            let host = &mut self.hosts[l.host];
+            if host.stall_until.is_some_and(|t| t > now) {
                 continue;
             }
+            let service = &mut host.service;
+            let id = |call| ServiceCallId {
+                host: l.host,
+                link: lid,
+                call,
+            };
             while let Some(ev) = srv.poll_event() {
                 progress = true;
                 match ev {
                     ServerTransportEvent::NewCall { call, head } => {
-                        let path = String::from_utf8_lossy(&head.path).into_owned();
-                        let delay = head
-                            .metadata
-                            .get_str("x-delay-ms")
-                            .and_then(|s| s.parse().ok())
-                            .map_or(Duration::ZERO, Duration::from_millis);
-                        l.calls.insert(
-                            call,
-                            HCall {
-                                kind: CallKind::from_path(&path),
-                                delay,
-                                received: Vec::new(),
-                                out: VecDeque::new(),
-                                finish_at: None,
-                                next_seq: 0,
-                            },
-                        );
+                        let mut h = HCall::default();
+                        let mut sc = ServiceCall {
+                            id: id(call),
+                            start,
+                            now,
+                            call: &mut h,
+                            violation: &mut violation,
+                        };
+                        service.on_event(&mut sc, CallEvent::Started(&head));
+                        l.calls.insert(call, h);
                         l.readable.insert(call);
                     }
                     ServerTransportEvent::CallReadable(call) => {
@@ -1404,50 +1530,22 @@ impl Sim {
                     let Some(h) = l.calls.get_mut(&call) else {
                         continue;
                     };
-                    match ev {
-                        ServerEvent::Message(m) => match h.kind {
-                            Some(CallKind::ServerStream) => {
-                                match message::decode_stream_request(&m) {
-                                    Ok((tag, count, size)) => {
-                                        h.out.extend(
-                                            (0..count)
-                                                .map(|i| message::encode(tag, i, size as usize)),
-                                        );
-                                    }
-                                    Err(e) => violations.push(format!(
-                                        "link {lid} {call:?}: bad stream request: {e}"
-                                    )),
-                                }
-                            }
-                            _ => {
-                                match message::decode(&m) {
-                                    Ok(hd) if hd.seq == h.next_seq => {}
-                                    Ok(hd) => violations.push(format!(
-                                        "link {lid} {call:?}: server read request #{} of call {:#x}, expected #{}",
-                                        hd.seq, hd.tag, h.next_seq
-                                    )),
-                                    Err(e) => violations.push(format!("link {lid} {call:?}: server read a bad request: {e}")),
-                                }
-                                h.next_seq += 1;
-                                if h.kind == Some(CallKind::Bidi) {
-                                    h.out.push_back(m);
-                                } else {
-                                    h.received.push(m);
-                                }
-                            }
-                        },
-                        ServerEvent::HalfClosed => {
-                            let received = std::mem::take(&mut h.received);
-                            h.out.extend(received);
-                            h.finish_at = Some(now + h.delay);
-                            if !h.delay.is_zero() {
-                                wakes.push(now + h.delay);
-                            }
-                        }
-                        ServerEvent::Failed(_) => {
-                            l.calls.remove(&call);
-                            srv.forget(call);
-                        }
+                    let (event, failed) = match ev {
+                        ServerEvent::Message(m) => (CallEvent::Message(m), false),
+                        ServerEvent::HalfClosed => (CallEvent::HalfClosed, false),
+                        ServerEvent::Failed(s) => (CallEvent::Failed(s), true),
+                    };
+                    let mut sc = ServiceCall {
+                        id: id(call),
+                        start,
+                        now,
+                        call: h,
+                        violation: &mut violation,
+                    };
+                    service.on_event(&mut sc, event);
+                    if failed {
+                        l.calls.remove(&call);
+                        srv.forget(call);
                     }
                 }
             }
@@ -1455,31 +1553,39 @@ impl Sim {
             let ids: Vec<CallId> = l.calls.keys().copied().collect();
             for call in ids {
                 let h = l.calls.get_mut(&call).expect("listed");
-                if h.kind.is_none() {
-                    let _ = srv.finish(
-                        call,
-                        &Status::unimplemented("no such method"),
-                        &Metadata::new(),
-                    );
-                    l.calls.remove(&call);
-                    progress = true;
-                    continue;
+                if let Some(w) = h.wake.take() {
+                    wakes.push(w);
                 }
                 if !srv.can_send(call) {
+                    // Ended under the service without a Failed event (its stream is
+                    // gone): the service still hears of it.
+                    let mut h = l.calls.remove(&call).expect("listed");
                     srv.forget(call);
-                    l.calls.remove(&call);
+                    if h.finish.is_none() {
+                        let mut sc = ServiceCall {
+                            id: id(call),
+                            start,
+                            now,
+                            call: &mut h,
+                            violation: &mut violation,
+                        };
+                        let status = Status::cancelled("sim: the call can no longer send");
+                        service.on_event(&mut sc, CallEvent::Failed(status));
+                    }
                     progress = true;
                     continue;
                 }
                 while !h.out.is_empty() && srv.send_capacity(call) > 0 {
                     let m = h.out.pop_front().expect("non-empty");
+                    self.largest_message = self.largest_message.max(m.len());
                     progress = true;
                     if srv.send_message(call, m).is_err() {
                         break;
                     }
                 }
-                if h.out.is_empty() && h.finish_at.is_some_and(|t| t <= now) {
-                    let _ = srv.finish(call, &Status::ok(), &Metadata::new());
+                if h.out.is_empty() && h.finish.as_ref().is_some_and(|(t, _)| *t <= now) {
+                    let (_, status) = h.finish.take().expect("checked");
+                    let _ = srv.finish(call, &status, &Metadata::new());
                     l.calls.remove(&call);
                     progress = true;
                 }
@@ -1488,8 +1594,8 @@ impl Sim {
         for w in wakes {
             self.schedule(w, Ev::Wake);
         }
-        if let Some(v) = violations.into_iter().next() {
-            self.fail("requests arrive in order, intact", v);
+        if let Some((invariant, detail)) = violation {
+            self.fail(invariant, detail);
         }
         progress
     }
@@ -1513,6 +1619,7 @@ impl Sim {
                 let c = &mut self.calls[idx];
                 let last = c.sent + 1 == c.planned.len();
                 let m = c.planned[c.sent].clone();
+                self.largest_message = self.largest_message.max(m.len());
                 progress = true;
                 match channel.send_message(c.id, m, last) {
                     Ok(()) => c.sent += 1,
@@ -1537,6 +1644,9 @@ impl Sim {
         }
         // Receives.
         for ch in 0..self.slots.len() {
+            if self.slots[ch].stall_until.is_some_and(|t| t > self.now) {
+                continue;
+            }
             let readable = std::mem::take(&mut self.slots[ch].readable);
             for id in readable {
                 let Some(&idx) = self.by_id.get(&(ch, id)) else {
@@ -1561,6 +1671,10 @@ impl Sim {
         }
         match ev {
             ClientEvent::Headers(_) => {}
+            ClientEvent::Message(m) if c.spec.method.is_some() => {
+                c.received += 1;
+                c.responses.push(m);
+            }
             ClientEvent::Message(m) => {
                 let i = c.received;
                 c.received += 1;
@@ -1607,6 +1721,7 @@ impl Sim {
                     c.spec.channel,
                 );
                 let deadline = c.deadline;
+                let echo = c.spec.method.is_none();
                 c.status = Some(s.clone());
                 self.log(
                     "call",
@@ -1615,7 +1730,7 @@ impl Sim {
                         s.code, s.message
                     ),
                 );
-                if s.is_ok() && received != expected {
+                if echo && s.is_ok() && received != expected {
                     self.fail(
                         "no accepted message lost on an OK call",
                         format!(
@@ -1632,7 +1747,7 @@ impl Sim {
                     );
                 }
                 if let Some(d) = deadline {
-                    let allowed = self.allowed_end(d);
+                    let allowed = self.allowed_end(d, ch);
                     if now > allowed {
                         self.fail(
                             "no call outlives its deadline",
@@ -1652,26 +1767,39 @@ impl Sim {
         }
     }
 
-    /// The latest a call with deadline `d` may end: one granularity after it, or after
-    /// a clock jump that skipped over it.
-    fn allowed_end(&self, d: Instant) -> Instant {
+    /// The latest a call with deadline `d` on channel `ch` may end: one granularity
+    /// after it, or after a clock jump that skipped over it, or after a slow client
+    /// of the channel that was not reading then.
+    fn allowed_end(&self, d: Instant, ch: usize) -> Instant {
         let g = self.config.granularity;
         let mut end = d + g;
-        for &(from, to) in &self.jumps {
-            if from <= d + g && to >= d {
-                end = end.max(to + g);
+        let stalls = self
+            .client_stalls
+            .iter()
+            .filter(move |s| s.0 == ch)
+            .map(|&(_, from, to)| (from, to));
+        let intervals = self.jumps.iter().copied().chain(stalls);
+        loop {
+            let before = end;
+            for (from, to) in intervals.clone() {
+                if from <= end && to >= d {
+                    end = end.max(to + g);
+                }
+            }
+            if end == before {
+                return end;
             }
         }
-        end
     }
 
     /// The invariants checked after every step.
     fn check_step(&mut self) {
         let now = self.now;
-        let late = self
-            .calls
-            .iter()
-            .find(|c| c.status.is_none() && c.deadline.is_some_and(|d| now > self.allowed_end(d)));
+        let late = self.calls.iter().find(|c| {
+            c.status.is_none()
+                && c.deadline
+                    .is_some_and(|d| now > self.allowed_end(d, c.spec.channel))
+        });
         if let Some(c) = late {
             let detail = format!(
                 "call {:#x} ({:?}) is still open {:?} after its deadline",
@@ -1682,21 +1810,65 @@ impl Sim {
             self.fail("no call outlives its deadline", detail);
         }
         let cap = self.config.link_buffer + 2 * DEFAULT_MAX_WRITE_BATCH;
-        let mut problem = None;
-        for (id, l) in &self.links {
-            let control = l
-                .server
-                .as_ref()
-                .map_or(0, |s| s.connection().queued_control_frames());
-            if l.up.in_flight > cap || l.down.in_flight > cap || control > 100 + 16 {
-                problem = Some(format!(
-                    "link {id}: {} bytes up, {} down (bound {cap}), {control} control frames queued",
-                    l.up.in_flight, l.down.in_flight
+        let bounds = MemoryBounds {
+            slack: self.config.memory_slack,
+            largest_message: self.largest_message,
+        };
+        let mut problems: Vec<(&'static str, String)> = Vec::new();
+        for (id, l) in &mut self.links {
+            if l.up.in_flight > cap || l.down.in_flight > cap {
+                problems.push((
+                    "memory per connection bounded",
+                    format!(
+                        "link {id}: {} bytes up, {} down (bound {cap})",
+                        l.up.in_flight, l.down.in_flight
+                    ),
                 ));
             }
+            let channel = &self.slots[l.ch].channel;
+            let client = channel.connection_windows(l.conn).map(|w| {
+                let streams: Vec<StreamWindows> =
+                    channel.connection_stream_windows(l.conn).collect();
+                (w, streams)
+            });
+            let server = l.server.as_ref().map(|srv| {
+                let streams: Vec<StreamWindows> = srv.stream_windows().collect();
+                (srv.windows(), streams)
+            });
+            for (end, side, seen) in [(&client, "client", 0), (&server, "server", 1)] {
+                let Some((w, streams)) = end else {
+                    continue;
+                };
+                if let Some(p) = window_problem(w, streams, &mut l.seen[seen]) {
+                    problems.push((
+                        "flow-control windows within bounds",
+                        format!("link {id} {side} end: {p}"),
+                    ));
+                }
+            }
+            if let (Some((cw, cs)), Some((sw, ss))) = (&client, &server)
+                && let Some(p) = views_problem(cw, cs, sw, ss)
+            {
+                problems.push(("flow-control views agree", format!("link {id}: {p}")));
+            }
+            let memories = [
+                (channel.connection_memory(l.conn), &client, "client"),
+                (l.server.as_ref().map(|s| s.memory()), &server, "server"),
+            ];
+            for (memory, end, side) in memories {
+                let (Some(m), Some((w, streams))) = (memory, end) else {
+                    continue;
+                };
+                if let Some(p) = bounds.problem(&m, w, streams.len()) {
+                    problems.push((
+                        "memory per connection bounded",
+                        format!("link {id} {side} end: {p}"),
+                    ));
+                }
+            }
         }
-        if let Some(p) = problem {
-            self.fail("memory per connection bounded", p);
+        if let Some((invariant, detail)) = problems.into_iter().next() {
+            self.fail(invariant, detail);
         }
         // A channel holds a bounded number of connections (ready, connecting, draining):
         // closed ones must be dropped, attempts must not pile up.
@@ -1708,5 +1880,137 @@ impl Sim {
                 self.fail("connections per channel bounded", detail);
             }
         }
+    }
+}
+
+/// The §6.9 bounds on one end's windows, given the largest windows that end has been
+/// seen with (updated here).
+///
+/// The connection windows only move by DATA and WINDOW_UPDATE, so they stay within
+/// 0 and what was advertised. A stream window is kept non-negative by the same, and a
+/// change of an initial window moves it by the difference (§6.9.2): so it never goes
+/// below (current initial window − largest initial window ever), and a receive window
+/// never above the limit plus the credit granted past it.
+fn window_problem(
+    w: &ConnectionWindows,
+    streams: &[StreamWindows],
+    seen: &mut FlowSeen,
+) -> Option<String> {
+    let max = i64::from(MAX_WINDOW_SIZE);
+    seen.peer_initial = seen.peer_initial.max(w.peer_initial_window);
+    seen.local_initial = seen.local_initial.max(w.local_initial_window);
+    seen.conn_recv_limit = seen.conn_recv_limit.max(w.recv_limit);
+    if !(0..=max).contains(&w.send) {
+        return Some(format!("connection send window {}", w.send));
+    }
+    let advertised = i64::from(seen.conn_recv_limit);
+    if !(0..=advertised).contains(&w.recv) {
+        return Some(format!(
+            "connection receive window {} outside 0..={advertised} (the most ever advertised)",
+            w.recv
+        ));
+    }
+    let send_floor = (i64::from(w.peer_initial_window) - i64::from(seen.peer_initial)).min(0);
+    let recv_floor = (i64::from(w.local_initial_window) - i64::from(seen.local_initial)).min(0);
+    for s in streams {
+        if !(send_floor..=max).contains(&s.send) {
+            return Some(format!(
+                "stream {} send window {} below {send_floor} (peer's initial window {}, largest {})",
+                s.stream_id.value(),
+                s.send,
+                w.peer_initial_window,
+                seen.peer_initial
+            ));
+        }
+        let advertised = i64::from(s.recv_limit) + i64::from(s.recv_extra);
+        if !(recv_floor..=advertised).contains(&s.recv) || advertised > max {
+            return Some(format!(
+                "stream {} receive window {} outside {recv_floor}..={advertised} (limit {} + extra {}; our initial window {}, largest {})",
+                s.stream_id.value(),
+                s.recv,
+                s.recv_limit,
+                s.recv_extra,
+                w.local_initial_window,
+                seen.local_initial
+            ));
+        }
+    }
+    None
+}
+
+/// Each end's view of the other's windows: what a sender may still send never exceeds
+/// what its receiver will still accept. Between them are only DATA and WINDOW_UPDATEs
+/// in flight, SETTINGS changes not yet applied by the side that applies them last
+/// (the receiver for a decrease, the sender for a growth) and bytes a reset lost, all
+/// of which keep the sender's view the smaller; a larger one means the sender may send
+/// what the receiver will refuse with FLOW_CONTROL_ERROR.
+fn views_problem(
+    client: &ConnectionWindows,
+    client_streams: &[StreamWindows],
+    server: &ConnectionWindows,
+    server_streams: &[StreamWindows],
+) -> Option<String> {
+    if client.send > server.recv {
+        return Some(format!(
+            "the client may send {} on the connection, the server accepts {}",
+            client.send, server.recv
+        ));
+    }
+    if server.send > client.recv {
+        return Some(format!(
+            "the server may send {} on the connection, the client accepts {}",
+            server.send, client.recv
+        ));
+    }
+    for c in client_streams {
+        let Some(s) = server_streams.iter().find(|s| s.stream_id == c.stream_id) else {
+            continue;
+        };
+        if c.send > s.recv || s.send > c.recv {
+            return Some(format!(
+                "stream {}: the client may send {} and accepts {}, the server may send {} and accepts {}",
+                c.stream_id.value(),
+                c.send,
+                c.recv,
+                s.send,
+                s.recv
+            ));
+        }
+    }
+    None
+}
+
+/// What one end of a connection may buffer.
+struct MemoryBounds {
+    /// [`SimConfig::memory_slack`].
+    slack: usize,
+    /// The largest message handed to a transport so far.
+    largest_message: usize,
+}
+
+impl MemoryBounds {
+    /// Control frames are capped by the reading side (reading stops at the cap, one
+    /// frame may add a few); received data by the connection window, as reading stops
+    /// once the application holds that much, plus what one read brings; queued sends by
+    /// the stream send buffer (or a transparent retry's replay buffer, resent at once),
+    /// plus the message that crossed it, per stream.
+    fn problem(
+        &self,
+        m: &ConnectionMemory,
+        w: &ConnectionWindows,
+        streams: usize,
+    ) -> Option<String> {
+        let control = DEFAULT_MAX_QUEUED_CONTROL_FRAMES + 16;
+        let received = w.recv_limit as usize + self.slack;
+        let per_stream =
+            2 * (DEFAULT_STREAM_SEND_BUFFER.max(RETRY_BUFFER) + self.largest_message) + 5;
+        let queued = streams * per_stream;
+        let held = m.recv_unconsumed + m.recv_unparsed;
+        (m.control_frames > control || held > received || m.send_queued > queued).then(|| {
+            format!(
+                "{} control frames (bound {control}), {} bytes received and unconsumed + {} unparsed (bound {received}), {} bytes queued to send on {streams} streams (bound {queued})",
+                m.control_frames, m.recv_unconsumed, m.recv_unparsed, m.send_queued
+            )
+        })
     }
 }

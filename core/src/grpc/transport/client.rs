@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{CallError, CallId, Deadlines, MessageLimits, frame_message};
+use super::{CallError, CallId, Deadlines, MessageLimits, frame_message, withhold};
 use crate::ErrorCode;
 use crate::frame::StreamId;
 use crate::grpc::client::{ClientEvent, RequestHeaders, RequestHeadersError, ResponseReader};
 use crate::grpc::compression::Encoding;
 use crate::grpc::status::Status;
 use crate::h2::{
-    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, Event, Initiator,
-    Role, Transmit,
+    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, ConnectionMemory,
+    ConnectionWindows, Event, Initiator, Role, StreamWindows, Transmit,
 };
 
 /// What a [`ClientTransport`] tells its owner, from
@@ -99,6 +99,9 @@ struct ClientCall {
     max_send: usize,
     /// Bytes received and not yet given back to flow control.
     unreleased: usize,
+    /// Part of `unreleased`: bytes the reader freed (a message still being assembled)
+    /// while the application had events it had not taken. See [`withhold`].
+    withheld: usize,
     /// A `CallReadable` was reported and `poll_call` has not yet come up empty.
     notified: bool,
     /// The stream was reset by us (or needs no reset any more).
@@ -153,6 +156,24 @@ impl ClientTransport {
     /// Calls started and not yet finished or forgotten.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The connection's flow-control windows (see [`Connection::windows`]).
+    pub fn windows(&self) -> ConnectionWindows {
+        self.conn.windows()
+    }
+
+    /// Each open call's stream windows (see [`Connection::stream_windows`]); a call's
+    /// stream is [`CallId::stream_id`].
+    pub fn stream_windows(&self) -> impl Iterator<Item = StreamWindows> + '_ {
+        self.conn.stream_windows()
+    }
+
+    /// What the connection buffers (see [`Connection::memory`]). Messages a call's
+    /// reader holds are part of `recv_unconsumed`: their bytes are released to flow
+    /// control only as the call's messages are taken.
+    pub fn memory(&self) -> ConnectionMemory {
+        self.conn.memory()
     }
 
     /// True once the connection has ended.
@@ -268,6 +289,7 @@ impl ClientTransport {
                 deadline: headers.deadline,
                 encoding: headers.encoding,
                 unreleased: 0,
+                withheld: 0,
                 notified: false,
                 reset_done: false,
                 send_closed: false,
@@ -353,7 +375,11 @@ impl ClientTransport {
     pub fn poll_call(&mut self, id: CallId) -> Option<ClientEvent> {
         let call = self.calls.get_mut(&id.0.value())?;
         let event = call.reader.poll_event();
-        let released = call.reader.take_released();
+        let mut released = call.reader.take_released();
+        if event.is_none() {
+            // Caught up: what was held back for a slow reader may flow again.
+            released += std::mem::take(&mut call.withheld);
+        }
         if released > 0 {
             call.unreleased -= released;
             let _ = self.conn.release_data(id.0, released);
@@ -424,8 +450,13 @@ impl ClientTransport {
                     let free_now = match self.calls.get_mut(&stream_id.value()) {
                         Some(call) => {
                             let free = call.reader.on_data(data, end_stream);
-                            call.unreleased += n - free;
-                            free
+                            withhold(
+                                free,
+                                n,
+                                call.notified,
+                                &mut call.unreleased,
+                                &mut call.withheld,
+                            )
                         }
                         None => n,
                     };

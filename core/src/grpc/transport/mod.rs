@@ -193,6 +193,36 @@ fn frame_message(
     }
 }
 
+/// Accounts `n` bytes of a call's DATA of which its reader says `free` may go back to
+/// flow control now (bytes of a message still being assembled); returns how many to
+/// release now.
+///
+/// A complete message holds back only the bytes of the chunk that completed it: the
+/// rest was freed while it was being assembled. So while the application does not take
+/// its messages, each new message costs the peer only its final chunk's worth of
+/// window, and a peer whose messages end in small frames could fill our memory with
+/// complete messages far beyond the window. Freed bytes are therefore held back
+/// (`withheld`) while the application has events it has not taken (`behind`), and given
+/// back once it has taken them all: a reader that stops reading stops the sender
+/// within the window (plus the one message that was being assembled when it stopped),
+/// and a reader that keeps up still gets messages larger than the window.
+fn withhold(
+    free: usize,
+    n: usize,
+    behind: bool,
+    unreleased: &mut usize,
+    withheld: &mut usize,
+) -> usize {
+    if behind {
+        *withheld += free;
+        *unreleased += n;
+        0
+    } else {
+        *unreleased += n - free;
+        free
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use super::{CallError, CallId, Deadlines, MessageLimits, frame_message};
+use super::{CallError, CallId, Deadlines, MessageLimits, frame_message, withhold};
 use crate::ErrorCode;
 use crate::frame::StreamId;
 use crate::grpc::compression::Encoding;
@@ -14,7 +14,10 @@ use crate::grpc::server::{
     RequestHead, RequestReader, ResponseHeaders, ServerEvent, trailers, trailers_only,
 };
 use crate::grpc::status::Status;
-use crate::h2::{CommandError, Config, Connection, Event, Role, Transmit};
+use crate::h2::{
+    CommandError, Config, Connection, ConnectionMemory, ConnectionWindows, Event, Role,
+    StreamWindows, Transmit,
+};
 
 /// What a [`ServerTransport`] tells its owner, from
 /// [`poll_event`](ServerTransport::poll_event).
@@ -60,6 +63,9 @@ struct ServerCall {
     stream_gone: bool,
     deadline: Option<Instant>,
     unreleased: usize,
+    /// Part of `unreleased`: freed by the reader while the handler was behind (see
+    /// [`withhold`]).
+    withheld: usize,
     notified: bool,
 }
 
@@ -71,8 +77,9 @@ struct ServerCall {
 /// [`send_message`](Self::send_message) (response headers go out lazily with the first
 /// message, or explicitly with [`send_headers`](Self::send_headers)) and ends the call
 /// with [`finish`](Self::finish) (trailers, or a Trailers-Only response when nothing was
-/// sent). The request's `grpc-timeout` is enforced: at the deadline the stream is reset
-/// with CANCEL and the handler reads [`ServerEvent::Failed`] DEADLINE_EXCEEDED. A call
+/// sent). The request's `grpc-timeout` is enforced: at the deadline the client gets
+/// `grpc-status: 4` (then RST_STREAM NO_ERROR if it was still sending) and the handler
+/// reads [`ServerEvent::Failed`] DEADLINE_EXCEEDED. A call
 /// lives until `finish` or [`forget`](Self::forget).
 #[derive(Debug)]
 pub struct ServerTransport {
@@ -106,6 +113,24 @@ impl ServerTransport {
     /// Calls reported and not yet finished or forgotten.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// The connection's flow-control windows (see [`Connection::windows`]).
+    pub fn windows(&self) -> ConnectionWindows {
+        self.conn.windows()
+    }
+
+    /// Each open call's stream windows (see [`Connection::stream_windows`]); a call's
+    /// stream is [`CallId::stream_id`].
+    pub fn stream_windows(&self) -> impl Iterator<Item = StreamWindows> + '_ {
+        self.conn.stream_windows()
+    }
+
+    /// What the connection buffers (see [`Connection::memory`]). Messages a call's
+    /// reader holds are part of `recv_unconsumed`: their bytes are released to flow
+    /// control only as the call's messages are taken.
+    pub fn memory(&self) -> ConnectionMemory {
+        self.conn.memory()
     }
 
     /// True once the connection has ended.
@@ -163,14 +188,16 @@ impl ServerTransport {
             if !call.stream_gone {
                 call.stream_gone = true;
                 // The client learns why (grpc-status 4, as grpc-go and C-core servers
-                // answer), then the stream is reset with CANCEL so nothing more flows.
+                // answer). The response is then complete, so the reset that stops the
+                // client's sending is NO_ERROR (RFC 9113 §8.1, as grpc-go's server
+                // does): a CANCEL racing the trailers made C-core report CANCELLED.
                 let fields = if call.headers_sent {
                     trailers(&status, &Metadata::new())
                 } else {
                     trailers_only(&status, &Metadata::new(), &call.content_subtype)
                 };
                 if self.conn.send_headers(id.0, fields, true).is_ok() {
-                    let _ = self.conn.reset_after_end(id.0, ErrorCode::Cancel);
+                    let _ = self.conn.reset_after_end(id.0, ErrorCode::NoError);
                 } else {
                     let _ = self.conn.reset(id.0, ErrorCode::Cancel);
                 }
@@ -209,7 +236,11 @@ impl ServerTransport {
     pub fn poll_call(&mut self, id: CallId) -> Option<ServerEvent> {
         let call = self.calls.get_mut(&id.0.value())?;
         let event = call.reader.poll_event();
-        let released = call.reader.take_released();
+        let mut released = call.reader.take_released();
+        if event.is_none() {
+            // Caught up: what was held back for a slow handler may flow again.
+            released += std::mem::take(&mut call.withheld);
+        }
         if released > 0 {
             call.unreleased -= released;
             let _ = self.conn.release_data(id.0, released);
@@ -385,8 +416,13 @@ impl ServerTransport {
                     let free_now = match self.calls.get_mut(&stream_id.value()) {
                         Some(call) => {
                             let free = call.reader.on_data(data, end_stream);
-                            call.unreleased += n - free;
-                            free
+                            withhold(
+                                free,
+                                n,
+                                call.notified,
+                                &mut call.unreleased,
+                                &mut call.withheld,
+                            )
                         }
                         None => n,
                     };
@@ -481,6 +517,7 @@ impl ServerTransport {
                 stream_gone: false,
                 deadline: head.deadline,
                 unreleased: 0,
+                withheld: 0,
                 notified: false,
             },
         );
