@@ -1,5 +1,6 @@
-//! The load bench (issues 6 and 9): our tokio client and server against tonic's, on
-//! loopback, interleaved, with min/median/max over runs and the ratio ours/theirs.
+//! The load bench (issues 6, 7 and 9): our tokio client, our async-std client and
+//! tonic's client against tonic's server and ours, on loopback, interleaved, with
+//! min/median/max over runs and the ratios ours/tonic.
 //!
 //! ```text
 //! cargo run --release -p grpc-sansio-benches --bin loadgen -- [--seconds N] [--runs R] [--quick]
@@ -8,7 +9,7 @@
 //! The orchestrator starts each server as a child process (this binary re-executed as
 //! `loadgen serve --impl ours|tonic`, which prints `PORT <n>`), pinned to CPU 0 with
 //! `taskset` when it exists and the machine has two CPUs or more; every measurement is
-//! one more child process (`loadgen client --impl ours|tonic|h2load --port P --figure F
+//! one more child process (`loadgen client --impl ours|ours-async-std|tonic|h2load --port P --figure F
 //! ...`, pinned to CPU 1) that prints one `RESULT key=value ...` line. A client process
 //! measures its own CPU time (`/proc/self/stat`) and peak RSS (`VmHWM`).
 
@@ -20,13 +21,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use grpc_sansio_async_std::AsyncStd;
 use grpc_sansio_interop::proto::{
     ResponseParameters, SimpleRequest, SimpleResponse, StreamingInputCallRequest,
     StreamingInputCallResponse, StreamingOutputCallRequest, StreamingOutputCallResponse,
     zero_payload,
 };
 use grpc_sansio_interop::{method_path, tonic_peer};
-use grpc_sansio_tokio::{CallOptions, Channel, ProstCodec};
+use grpc_sansio_runtime::{CallOptions, Channel, ProstCodec, Runtime};
+use grpc_sansio_tokio::Tokio;
 use prost::Message;
 
 // ---------------------------------------------------------------------------------
@@ -36,7 +39,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--seconds N] [--runs R] [--quick]\n\
          \x20      loadgen serve --impl ours|tonic\n\
-         \x20      loadgen client --impl ours|tonic|h2load --port P --figure \
+         \x20      loadgen client --impl ours|ours-async-std|tonic|h2load --port P --figure \
          unary|sstream|cstream|pingpong|idle [--conc C] [--size S] [--seconds N]"
     );
     std::process::exit(2)
@@ -83,7 +86,9 @@ fn serve(args: &[String]) {
         println!("PORT {port}");
         std::io::stdout().flush().unwrap();
         match which.as_str() {
-            "ours" => grpc_sansio_interop::server::serve(listener).await.unwrap(),
+            "ours" => grpc_sansio_interop::server::serve::<Tokio>(listener)
+                .await
+                .unwrap(),
             // No gzip: tonic would compress every streaming response (our client
             // advertises gzip), and the bench would measure zlib on zeros.
             "tonic" => tonic_peer::serve_tonic(listener, false).await.unwrap(),
@@ -214,8 +219,8 @@ impl futures_core::Stream for Inputs {
 
 /// Either client, one connection.
 #[derive(Clone)]
-enum Client {
-    Ours(Channel),
+enum Client<R: Runtime> {
+    Ours(Channel<R>),
     Tonic(tonic_peer::TonicClient),
 }
 
@@ -223,11 +228,11 @@ type OurSimple = ProstCodec<SimpleRequest, SimpleResponse>;
 type OurOutput = ProstCodec<StreamingOutputCallRequest, StreamingOutputCallResponse>;
 type OurInput = ProstCodec<StreamingInputCallRequest, StreamingInputCallResponse>;
 
-impl Client {
-    async fn connect(which: &str, port: u16) -> Client {
+impl<R: Runtime> Client<R> {
+    async fn connect(which: &str, port: u16) -> Client<R> {
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
         match which {
-            "ours" => Client::Ours(
+            "ours" | "ours-async-std" => Client::Ours(
                 Channel::builder(format!("passthrough:///{addr}"))
                     .connect()
                     .await
@@ -449,65 +454,97 @@ fn client(args: &[String]) {
     if which == "h2load" {
         return h2load_client(port, conc, size, seconds);
     }
-    let rt = runtime();
-    let line = rt.block_on(async move {
-        if figure == Figure::Idle {
-            // Let the runtime settle, then: RSS before, connect + one call, RSS after.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let before = vm_kib("VmRSS:");
-            let c = Client::connect(&which, port).await;
-            c.one_call().await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let after = vm_kib("VmRSS:");
-            drop(c);
-            return format!("idle_kib={}", after as i64 - before as i64);
-        }
-        let c = Client::connect(&which, port).await;
-        let recording = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks: Vec<_> = (0..conc)
-            .map(|_| {
-                tokio::spawn(
-                    c.clone()
-                        .worker(figure, size, recording.clone(), stop.clone()),
-                )
-            })
-            .collect();
-        // Warm up (connection, HPACK tables, allocator), then measure.
-        tokio::time::sleep(Duration::from_secs_f64((seconds * 0.1).clamp(0.2, 1.0))).await;
-        let cpu0 = cpu_seconds("self");
-        let t0 = Instant::now();
-        recording.store(true, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-        recording.store(false, Ordering::Relaxed);
-        let secs = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds("self") - cpu0;
-        stop.store(true, Ordering::Relaxed);
-        let mut lat = Vec::new();
-        let mut bytes = 0;
-        for t in tasks {
-            let (l, b) = t.await.expect("worker");
-            lat.extend(l);
-            bytes += b;
-        }
-        lat.sort_unstable();
-        let calls = lat.len().max(1) as f64;
-        format!(
-            "calls={} secs={secs:.3} qps={:.1} p50_us={} p99_us={} mbps={:.1} \
-             cpu_us_per_call={:.2} cpu_us_per_mb={:.1} cpu_s={cpu:.3} hwm_kib={}",
-            lat.len(),
-            lat.len() as f64 / secs,
-            percentile(&lat, 0.50),
-            percentile(&lat, 0.99),
-            bytes as f64 / secs / 1e6,
-            cpu / calls * 1e6,
-            cpu / (bytes as f64 / 1e6).max(1e-9) * 1e6,
-            vm_kib("VmHWM:"),
-        )
-    });
+    let line = match which.as_str() {
+        "ours-async-std" => async_std::task::block_on(measure::<AsyncStd>(
+            which, port, figure, conc, size, seconds,
+        )),
+        _ => runtime().block_on(measure::<Tokio>(which, port, figure, conc, size, seconds)),
+    };
     println!("RESULT {line}");
     // Do not wait for in-flight calls or a graceful close.
     std::process::exit(0);
+}
+
+/// Connects a client of kind `which` on runtime `R` and measures `figure`; the
+/// `RESULT` line's fields.
+async fn measure<R: Runtime>(
+    which: String,
+    port: u16,
+    figure: Figure,
+    conc: usize,
+    size: usize,
+    seconds: f64,
+) -> String {
+    if figure == Figure::Idle {
+        // Let the runtime settle, then: RSS before, connect + one call, RSS after.
+        sleep::<R>(Duration::from_millis(50)).await;
+        let before = vm_kib("VmRSS:");
+        let c = Client::<R>::connect(&which, port).await;
+        c.one_call().await;
+        sleep::<R>(Duration::from_millis(100)).await;
+        let after = vm_kib("VmRSS:");
+        drop(c);
+        return format!("idle_kib={}", after as i64 - before as i64);
+    }
+    let c = Client::<R>::connect(&which, port).await;
+    let recording = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            spawn::<R, _>(
+                c.clone()
+                    .worker(figure, size, recording.clone(), stop.clone()),
+            )
+        })
+        .collect();
+    // Warm up (connection, HPACK tables, allocator), then measure.
+    sleep::<R>(Duration::from_secs_f64((seconds * 0.1).clamp(0.2, 1.0))).await;
+    let cpu0 = cpu_seconds("self");
+    let t0 = Instant::now();
+    recording.store(true, Ordering::Relaxed);
+    sleep::<R>(Duration::from_secs_f64(seconds)).await;
+    recording.store(false, Ordering::Relaxed);
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds("self") - cpu0;
+    stop.store(true, Ordering::Relaxed);
+    let mut lat = Vec::new();
+    let mut bytes = 0;
+    for t in tasks {
+        let (l, b) = t.await.expect("worker");
+        lat.extend(l);
+        bytes += b;
+    }
+    lat.sort_unstable();
+    let calls = lat.len().max(1) as f64;
+    format!(
+        "calls={} secs={secs:.3} qps={:.1} p50_us={} p99_us={} mbps={:.1} \
+         cpu_us_per_call={:.2} cpu_us_per_mb={:.1} cpu_s={cpu:.3} hwm_kib={}",
+        lat.len(),
+        lat.len() as f64 / secs,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        bytes as f64 / secs / 1e6,
+        cpu / calls * 1e6,
+        cpu / (bytes as f64 / 1e6).max(1e-9) * 1e6,
+        vm_kib("VmHWM:"),
+    )
+}
+
+/// Sleeps on runtime `R`.
+async fn sleep<R: Runtime>(d: Duration) {
+    let rt = R::current();
+    rt.sleep_until(rt.now() + d).await;
+}
+
+/// Spawns on runtime `R`; the output arrives through the receiver.
+fn spawn<R: Runtime, T: Send + 'static>(
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> futures_channel::oneshot::Receiver<T> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    R::current().spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx
 }
 
 /// The h2load client: `h2load -d BODY ...` for `seconds` against UnaryCall.
@@ -758,7 +795,7 @@ fn run_client(pin: &Pinning, which: &str, port: u16, spec: &Spec, seconds: f64) 
         );
         return None;
     };
-    eprintln!("   {which:<6} {:<26} {line}", spec.label());
+    eprintln!("   {which:<14} {:<26} {line}", spec.label());
     Some(
         line.split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -806,7 +843,7 @@ fn orchestrate(args: &[String]) {
             let srv = start_server(&pin, server);
             for (i, spec) in specs.iter().enumerate() {
                 // A B, then B A on the next run: neither client always goes first.
-                let mut clients = vec!["ours", "tonic"];
+                let mut clients = vec!["ours", "tonic", "ours-async-std"];
                 if run % 2 == 1 {
                     clients.reverse();
                 }
@@ -882,11 +919,11 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
     println!("### against the {server} server: median (min–max)");
     println!();
     println!(
-        "| figure | ours | tonic | ours/tonic | better |{}",
+        "| figure | ours (tokio) | tonic | ours/tonic | ours (async-std) | async-std/tonic | better |{}",
         if h2load { " h2load |" } else { "" }
     );
     println!(
-        "| --- | --- | --- | --- | --- |{}",
+        "| --- | --- | --- | --- | --- | --- | --- |{}",
         if h2load { " --- |" } else { "" }
     );
     let values = |i: usize, client: &str, key: &str| -> Vec<f64> {
@@ -897,7 +934,13 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
     let row = |name: String, i: usize, key: &str, scale: f64, higher_better: bool| {
         let ours = stats(values(i, "ours", key).iter().map(|v| v * scale).collect());
         let theirs = stats(values(i, "tonic", key).iter().map(|v| v * scale).collect());
-        let ratio = match (ours, theirs) {
+        let async_std = stats(
+            values(i, "ours-async-std", key)
+                .iter()
+                .map(|v| v * scale)
+                .collect(),
+        );
+        let ratio_of = |ours: Option<(f64, f64, f64)>| match (ours, theirs) {
             (Some((_, a, _)), Some((_, b, _))) if b != 0.0 => {
                 let r = a / b;
                 let win = if higher_better { r > 1.0 } else { r < 1.0 };
@@ -905,6 +948,8 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
             }
             _ => "—".into(),
         };
+        let ratio = ratio_of(ours);
+        let ratio_async_std = ratio_of(async_std);
         let h2 = if h2load {
             format!(
                 " {} |",
@@ -916,9 +961,10 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
             String::new()
         };
         println!(
-            "| {name} | {} | {} | {ratio} | {} |{h2}",
+            "| {name} | {} | {} | {ratio} | {} | {ratio_async_std} | {} |{h2}",
             fmt_stats(ours),
             fmt_stats(theirs),
+            fmt_stats(async_std),
             if higher_better { "higher" } else { "lower" },
         );
     };
