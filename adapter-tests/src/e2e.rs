@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-#[allow(unused_imports)]
 use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
 use bytes::Bytes;
 use grpc_sansio::channel::state::ConnectivityState;
@@ -325,4 +324,61 @@ pub async fn goaway_during_a_stream_of_calls_fails_none<R: TestRuntime>() {
     // The calls after the GOAWAY went over a new connection.
     assert_eq!(server.connection_count(), 1);
     assert_eq!(channel.state(false), ConnectivityState::Ready);
+}
+
+/// Records when each connection attempt starts, then dials as usual.
+struct AttemptClock(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>);
+
+impl grpc_sansio_runtime::Connector for AttemptClock {
+    fn connect(
+        &self,
+        address: &grpc_sansio::channel::target::Address,
+        _authority: &str,
+        dialer: &grpc_sansio_runtime::Dialer,
+    ) -> grpc_sansio_runtime::BoxFuture<std::io::Result<Box<dyn grpc_sansio_runtime::Io>>> {
+        self.0.lock().unwrap().push(std::time::Instant::now());
+        dialer.dial(address)
+    }
+}
+
+/// Instantiated per runtime by [`suite!`](crate::suite).
+///
+/// Nothing listens: a wait-for-ready call keeps the channel trying, and the attempts
+/// come at the backoff's intervals (100, 200, 400 ms with no jitter).
+pub async fn reconnect_attempts_follow_the_backoff<R: TestRuntime>() {
+    let (listener, addr) = listen::<R>().await;
+    drop(listener);
+    let attempts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
+        .connector(std::sync::Arc::new(AttemptClock(attempts.clone())))
+        .backoff(grpc_sansio::channel::backoff::BackoffConfig {
+            base_delay: Duration::from_millis(100),
+            multiplier: 2.0,
+            jitter: 0.0,
+            max_delay: Duration::from_secs(10),
+        })
+        .connect_lazy()
+        .unwrap();
+    let err = channel
+        .unary::<BytesCodec>(
+            "/test.Echo/Unary",
+            Bytes::new(),
+            CallOptions::new()
+                .wait_for_ready(true)
+                .timeout(Duration::from_millis(1000)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::DeadlineExceeded, "{err:?}");
+    let at = attempts.lock().unwrap().clone();
+    // Attempts at about 0, 100, 300 and 700 ms (the next would be at 1500).
+    assert!(at.len() >= 4, "{} attempts in 1 s", at.len());
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    for (i, gap) in gaps.iter().take(3).enumerate() {
+        let expected = Duration::from_millis(100 << i);
+        assert!(
+            *gap >= expected.mul_f64(0.9) && *gap <= expected + Duration::from_millis(300),
+            "attempt gap {i}: {gap:?}, expected about {expected:?} (all gaps {gaps:?})"
+        );
+    }
 }

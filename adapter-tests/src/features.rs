@@ -3,8 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[allow(unused_imports)]
-use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
+use crate::{TestRuntime, listen, sleep, spawn, timeout};
 use bytes::Bytes;
 use grpc_sansio_runtime::{
     BearerToken, BytesCodec, CallInfo, CallKind, CallOptions, Channel, Code, Incoming, Interceptor,

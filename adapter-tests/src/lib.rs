@@ -162,6 +162,7 @@ macro_rules! suite {
             e2e::dropping_a_stream_cancels_the_call_on_the_server,
             e2e::the_channel_reconnects_after_a_server_restart,
             e2e::goaway_during_a_stream_of_calls_fails_none,
+            e2e::reconnect_attempts_follow_the_backoff,
             features::interceptors_add_metadata_refuse_calls_and_observe_outcomes,
             features::bearer_tokens_need_tls_unless_allowed,
             features::a_server_that_never_reads_makes_send_wait_with_bounded_memory,

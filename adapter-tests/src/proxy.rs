@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[allow(unused_imports)]
-use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
+use crate::{TestRuntime, listen, spawn, timeout};
 use bytes::Bytes;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use grpc_sansio::channel::target::Address;

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-#[allow(unused_imports)]
-use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
+use crate::{TestRuntime, listen, spawn};
 use bytes::Bytes;
 use grpc_sansio::grpc::client::Scheme;
 use grpc_sansio_runtime::tls::rustls;
