@@ -9,7 +9,7 @@
 //! for tokio: [`Channel`] is `grpc_sansio_runtime::Channel<Tokio>`, and so on.
 //!
 //! Streams of your own (a custom [`Connector`], [`Server::serve_connection`]) are
-//! `futures-io` byte streams; wrap a tokio stream with [`io`].
+//! `futures-io` byte streams; wrap a tokio stream with [`io()`].
 //!
 //! ```no_run
 //! use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! What this layer needs of an async runtime ([`Runtime`]), the byte streams it runs
 //! connections over ([`Io`]), and the few runtime-neutral synchronisation pieces the
-//! tasks share: a one-waiter [`Signal`], a state [`Watch`] and abortable [`Task`]s.
+//! tasks share: a one-waiter `Signal`, a state `Watch` and abortable `Task`s.
 //!
 //! An adapter crate implements [`Runtime`] in a hundred lines (spawn, sleep, clock,
 //! sockets, DNS, accept); everything else — the driver, the channel and server APIs,

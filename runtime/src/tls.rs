@@ -1,5 +1,5 @@
 //! TLS with rustls (ring provider): [`TlsConnector`] for channels, [`TlsAcceptor`] and
-//! [`serve_tls`] for servers. ALPN `h2` is offered by the client and required of the
+//! [`Server::serve_tls`](crate::server::Server::serve_tls) for servers. ALPN `h2` is offered by the client and required of the
 //! server, as gRPC over TLS requires (grpc-go enforces it too).
 //!
 //! Trust: the roots given to [`TlsConfig`] (PEM bytes or files), plus, with the
