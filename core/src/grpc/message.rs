@@ -602,7 +602,7 @@ mod tests {
     fn the_assembly_buffer_is_reused_once_the_previous_message_is_dropped() {
         let wire = frame(false, &[9; 200_000]);
         let mut decoder = MessageDecoder::new();
-        let mut push_in_pieces = |decoder: &mut MessageDecoder| {
+        let push_in_pieces = |decoder: &mut MessageDecoder| {
             for piece in wire.chunks(16_384) {
                 decoder.push(Bytes::copy_from_slice(piece));
             }
