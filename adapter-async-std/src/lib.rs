@@ -69,22 +69,7 @@ pub use smol::Smol;
 #[cfg(feature = "smol")]
 pub mod smol;
 
-/// A client channel on async-std.
-pub type Channel = grpc_sansio_runtime::Channel<AsyncStd>;
-/// Builds a [`Channel`].
-pub type ChannelBuilder = grpc_sansio_runtime::ChannelBuilder<AsyncStd>;
-/// The responses of a streaming call.
-pub type Streaming<C> = grpc_sansio_runtime::Streaming<C, AsyncStd>;
-/// The requests of a bidi call.
-pub type Sender<C> = grpc_sansio_runtime::Sender<C, AsyncStd>;
-/// A gRPC server on async-std.
-pub type Server = grpc_sansio_runtime::Server<AsyncStd>;
-/// Builds a [`Server`].
-pub type ServerBuilder = grpc_sansio_runtime::ServerBuilder<AsyncStd>;
-/// The requests of a call, for a streaming handler.
-pub type Incoming<C> = grpc_sansio_runtime::Incoming<C, AsyncStd>;
-/// The responses of a call, for a streaming handler.
-pub type Outgoing<C> = grpc_sansio_runtime::Outgoing<C, AsyncStd>;
+grpc_sansio_runtime::runtime_aliases!(AsyncStd, "async-std");
 
 /// The async-std runtime, as grpc-sansio uses it: async-std's global executor, its
 /// TCP sockets and resolver, and async-io's timers. Usable from any thread.

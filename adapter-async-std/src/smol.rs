@@ -39,22 +39,7 @@ use grpc_sansio_runtime::{Io, Runtime};
 
 use crate::{connect_unix, io as boxed};
 
-/// A client channel on smol.
-pub type Channel = grpc_sansio_runtime::Channel<Smol>;
-/// Builds a [`Channel`].
-pub type ChannelBuilder = grpc_sansio_runtime::ChannelBuilder<Smol>;
-/// The responses of a streaming call.
-pub type Streaming<C> = grpc_sansio_runtime::Streaming<C, Smol>;
-/// The requests of a bidi call.
-pub type Sender<C> = grpc_sansio_runtime::Sender<C, Smol>;
-/// A gRPC server on smol.
-pub type Server = grpc_sansio_runtime::Server<Smol>;
-/// Builds a [`Server`].
-pub type ServerBuilder = grpc_sansio_runtime::ServerBuilder<Smol>;
-/// The requests of a call, for a streaming handler.
-pub type Incoming<C> = grpc_sansio_runtime::Incoming<C, Smol>;
-/// The responses of a call, for a streaming handler.
-pub type Outgoing<C> = grpc_sansio_runtime::Outgoing<C, Smol>;
+grpc_sansio_runtime::runtime_aliases!(Smol, "smol");
 
 /// The smol runtime, as grpc-sansio uses it: smol's global executor, async-net's
 /// sockets and resolver, and async-io's timers. Usable from any thread.

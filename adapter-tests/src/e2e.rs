@@ -4,74 +4,15 @@
 
 use std::time::Duration;
 
-use crate::{TestRuntime, listen, sleep, spawn, timeout, yield_now};
+use crate::{TestRuntime, listen, spawn, timeout, yield_now};
 use bytes::Bytes;
 use grpc_sansio::channel::state::ConnectivityState;
-use grpc_sansio_runtime::{
-    BytesCodec, CallOptions, Channel, Code, Incoming, Metadata, Outgoing, Reply, Request, Server,
-    Status,
-};
-
-fn server<R: TestRuntime>() -> Server<R> {
-    Server::<R>::builder()
-        .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
-            let mut reply = Reply::new(req.message.clone());
-            if let Some(v) = req.head.metadata.get("x-echo") {
-                reply.metadata.append("x-echo", v.clone()).unwrap();
-                reply
-                    .trailers
-                    .append("x-echo-trailer-bin", v.clone())
-                    .unwrap();
-            }
-            Ok(reply)
-        })
-        .unary::<BytesCodec, _, _>("/test.Echo/Fail", |_req: Request<Bytes>| async move {
-            Err(Status::new(Code::NotFound, "nothing here"))
-        })
-        .unary::<BytesCodec, _, _>("/test.Echo/Sleep", |_req: Request<Bytes>| async move {
-            sleep::<R>(Duration::from_secs(3600)).await;
-            Ok(Reply::new(Bytes::new()))
-        })
-        .streaming::<BytesCodec, _, _>(
-            "/test.Echo/Count",
-            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
-                let n: usize = match incoming.message().await? {
-                    Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
-                    None => 0,
-                };
-                for i in 0..n {
-                    out.send(Bytes::from(i.to_string())).await?;
-                }
-                Ok(())
-            },
-        )
-        .streaming::<BytesCodec, _, _>(
-            "/test.Echo/Sum",
-            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
-                let mut total = 0;
-                while let Some(m) = incoming.message().await? {
-                    total += m.len();
-                }
-                out.send(Bytes::from(total.to_string())).await?;
-                Ok(())
-            },
-        )
-        .streaming::<BytesCodec, _, _>(
-            "/test.Echo/Chat",
-            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
-                while let Some(m) = incoming.message().await? {
-                    out.send(m).await?;
-                }
-                Ok(())
-            },
-        )
-        .build()
-}
+use grpc_sansio_runtime::{BytesCodec, CallOptions, Channel, Code, Incoming, Outgoing, Server};
 
 async fn start<R: TestRuntime>() -> (Server<R>, String) {
     let (listener, addr) = listen::<R>().await;
     let addr = addr.to_string();
-    let s = server::<R>();
+    let s = crate::scenarios::echo_server::<R>();
     let serving = s.clone();
     spawn::<R, _>(async move { serving.serve(listener).await });
     (s, addr)
@@ -85,66 +26,7 @@ pub async fn four_call_kinds_with_metadata<R: TestRuntime>() {
         .await
         .expect("connects");
     assert_eq!(channel.state(false), ConnectivityState::Ready);
-
-    let mut md = Metadata::new();
-    md.append("x-echo", Bytes::from_static(b"hello")).unwrap();
-    let reply = channel
-        .unary::<BytesCodec>(
-            "/test.Echo/Unary",
-            Bytes::from_static(b"ping"),
-            CallOptions::new().metadata(md),
-        )
-        .await
-        .expect("unary ok");
-    assert_eq!(reply.message, Bytes::from_static(b"ping"));
-    assert_eq!(
-        reply.metadata.get("x-echo").unwrap(),
-        &Bytes::from_static(b"hello")
-    );
-    assert_eq!(
-        reply.trailers.get("x-echo-trailer-bin").unwrap(),
-        &Bytes::from_static(b"hello")
-    );
-
-    let mut stream = channel
-        .server_streaming::<BytesCodec>(
-            "/test.Echo/Count",
-            Bytes::from_static(b"5"),
-            CallOptions::new(),
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    while let Some(m) = stream.message().await.unwrap() {
-        got.push(m);
-    }
-    assert_eq!(
-        got,
-        ["0", "1", "2", "3", "4"].map(|s: &str| Bytes::from(s.to_owned()))
-    );
-    assert!(stream.status().unwrap().is_ok());
-
-    let requests = crate::stream_of(vec![
-        Bytes::from(vec![1; 1000]),
-        Bytes::from(vec![2; 70_000]),
-    ]);
-    let reply = channel
-        .client_streaming::<BytesCodec, _>("/test.Echo/Sum", requests, CallOptions::new())
-        .await
-        .unwrap();
-    assert_eq!(reply.message, Bytes::from_static(b"71000"));
-
-    let (mut tx, mut rx) = channel
-        .bidi_streaming::<BytesCodec>("/test.Echo/Chat", CallOptions::new())
-        .await
-        .unwrap();
-    for i in 0..10 {
-        let m = Bytes::from(format!("m{i}"));
-        tx.send(m.clone()).await.unwrap();
-        assert_eq!(rx.message().await.unwrap(), Some(m));
-    }
-    tx.close();
-    assert_eq!(rx.message().await.unwrap(), None);
+    crate::scenarios::four_call_kinds(&channel).await;
 }
 
 /// Instantiated per runtime by [`suite!`](crate::suite).
@@ -153,32 +35,7 @@ pub async fn errors_deadlines_and_unknown_methods<R: TestRuntime>() {
     let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
         .connect_lazy()
         .unwrap();
-    let err = channel
-        .unary::<BytesCodec>("/test.Echo/Fail", Bytes::new(), CallOptions::new())
-        .await
-        .unwrap_err();
-    assert_eq!(
-        (err.code, err.message.as_str()),
-        (Code::NotFound, "nothing here")
-    );
-
-    let err = channel
-        .unary::<BytesCodec>("/test.Echo/Nope", Bytes::new(), CallOptions::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, Code::Unimplemented);
-
-    let started = std::time::Instant::now();
-    let err = channel
-        .unary::<BytesCodec>(
-            "/test.Echo/Sleep",
-            Bytes::new(),
-            CallOptions::new().timeout(Duration::from_millis(200)),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, Code::DeadlineExceeded);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    crate::scenarios::errors_and_deadlines(&channel).await;
 }
 
 /// Instantiated per runtime by [`suite!`](crate::suite).
@@ -231,7 +88,7 @@ pub async fn dropping_a_stream_cancels_the_call_on_the_server<R: TestRuntime>() 
 /// Instantiated per runtime by [`suite!`](crate::suite).
 pub async fn the_channel_reconnects_after_a_server_restart<R: TestRuntime>() {
     let (listener, addr) = listen::<R>().await;
-    let first = server::<R>();
+    let first = crate::scenarios::echo_server::<R>();
     let serving = first.clone();
     let task = spawn::<R, _>(async move { serving.serve(listener).await });
     let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
@@ -273,7 +130,7 @@ pub async fn the_channel_reconnects_after_a_server_restart<R: TestRuntime>() {
     assert_eq!(err.code, Code::Unavailable, "{err:?}");
     // Back on the same port; a wait-for-ready call goes through after the backoff.
     let listener = R::bind(addr).await.unwrap();
-    let second = server::<R>();
+    let second = crate::scenarios::echo_server::<R>();
     let serving = second.clone();
     spawn::<R, _>(async move { serving.serve(listener).await });
     let reply = timeout::<R, _>(

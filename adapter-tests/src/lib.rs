@@ -1,7 +1,11 @@
 //! One end-to-end suite for every adapter. Each test is an `async fn` generic over
 //! [`TestRuntime`] (an adapter's [`Runtime`] plus what a test needs: run a future to
 //! completion, bind a listener); [`suite!`] instantiates all of them as `#[test]`s for
-//! one runtime. `tests/tokio.rs`, `tests/async_std.rs` and `tests/smol.rs` do that.
+//! one runtime. `tests/tokio.rs`, `tests/async_std.rs` and `tests/smol.rs` do that;
+//! `tests/cross_runtime.rs` (an async-std client against a tokio server and the
+//! reverse), `tests/async_std_extra.rs` (DNS through async-std, unix and abstract
+//! sockets) and `tests/smol_extra.rs` (DNS through async-net) use the same
+//! [`scenarios`].
 //!
 //! The tests use only the runtime-neutral API (`grpc_sansio_runtime`), the helpers
 //! here and `futures-io` streams, so a test cannot pass on one runtime by leaning on
@@ -20,6 +24,7 @@ use grpc_sansio_runtime::Runtime;
 pub mod e2e;
 pub mod features;
 pub mod proxy;
+pub mod scenarios;
 pub mod tls;
 
 /// An adapter's runtime, as the suite drives it.

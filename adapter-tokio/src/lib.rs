@@ -61,22 +61,7 @@ pub use grpc_sansio_runtime::{codec, driver, intercept, proxy};
 
 mod compat;
 
-/// A client channel on tokio.
-pub type Channel = grpc_sansio_runtime::Channel<Tokio>;
-/// Builds a [`Channel`].
-pub type ChannelBuilder = grpc_sansio_runtime::ChannelBuilder<Tokio>;
-/// The responses of a streaming call.
-pub type Streaming<C> = grpc_sansio_runtime::Streaming<C, Tokio>;
-/// The requests of a bidi call.
-pub type Sender<C> = grpc_sansio_runtime::Sender<C, Tokio>;
-/// A gRPC server on tokio.
-pub type Server = grpc_sansio_runtime::Server<Tokio>;
-/// Builds a [`Server`].
-pub type ServerBuilder = grpc_sansio_runtime::ServerBuilder<Tokio>;
-/// The requests of a call, for a streaming handler.
-pub type Incoming<C> = grpc_sansio_runtime::Incoming<C, Tokio>;
-/// The responses of a call, for a streaming handler.
-pub type Outgoing<C> = grpc_sansio_runtime::Outgoing<C, Tokio>;
+grpc_sansio_runtime::runtime_aliases!(Tokio, "tokio");
 
 /// The tokio runtime, as grpc-sansio uses it: the handle of the runtime the channel or
 /// server was made in.

@@ -38,3 +38,29 @@ pub use rt::{BoxFuture, Dialer, Io, Runtime};
 pub use server::{Incoming, Outgoing, Reply, Request, Server, ServerBuilder};
 #[cfg(feature = "tls")]
 pub use tls::{TlsAcceptor, TlsConfig, TlsConnector};
+
+/// Names the API's types for one runtime: `Channel`, `ChannelBuilder`, `Streaming<C>`,
+/// `Sender<C>`, `Server`, `ServerBuilder`, `Incoming<C>` and `Outgoing<C>` as aliases
+/// of this crate's generic types. An adapter invokes it once per runtime it offers:
+/// `grpc_sansio_runtime::runtime_aliases!(Tokio, "tokio");`.
+#[macro_export]
+macro_rules! runtime_aliases {
+    ($rt:ty, $name:literal) => {
+        #[doc = concat!("A client channel on ", $name, ".")]
+        pub type Channel = $crate::Channel<$rt>;
+        /// Builds a [`Channel`].
+        pub type ChannelBuilder = $crate::ChannelBuilder<$rt>;
+        /// The responses of a streaming call.
+        pub type Streaming<C> = $crate::Streaming<C, $rt>;
+        /// The requests of a bidi call.
+        pub type Sender<C> = $crate::Sender<C, $rt>;
+        #[doc = concat!("A gRPC server on ", $name, ".")]
+        pub type Server = $crate::Server<$rt>;
+        /// Builds a [`Server`].
+        pub type ServerBuilder = $crate::ServerBuilder<$rt>;
+        /// The requests of a call, for a streaming handler.
+        pub type Incoming<C> = $crate::Incoming<C, $rt>;
+        /// The responses of a call, for a streaming handler.
+        pub type Outgoing<C> = $crate::Outgoing<C, $rt>;
+    };
+}

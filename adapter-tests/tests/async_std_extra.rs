@@ -1,18 +1,16 @@
 //! What the shared suite (`adapter-tests`) does not cover on async-std: a `dns:`
 //! target resolved through async-std's resolver, and unix and abstract sockets.
 
-mod common;
-
 use async_std::net::TcpListener;
 use async_std::task::block_on;
 use grpc_sansio_async_std::{Channel, Server};
 
-/// Serves [`common::echo_server`] on a fresh loopback port; returns it and the port's
+/// Serves [`grpc_sansio_adapter_tests::scenarios::echo_server`] on a fresh loopback port; returns it and the port's
 /// address.
 async fn start() -> (Server, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let server: Server = common::echo_server();
+    let server: Server = grpc_sansio_adapter_tests::scenarios::echo_server();
     let serving = server.clone();
     async_std::task::spawn(async move { serving.serve(listener).await });
     (server, addr)
@@ -27,7 +25,7 @@ fn status_codes_and_deadlines() {
         let channel = Channel::builder(format!("dns:///localhost:{port}"))
             .connect_lazy()
             .unwrap();
-        common::errors_and_deadlines(&channel).await;
+        grpc_sansio_adapter_tests::scenarios::errors_and_deadlines(&channel).await;
     });
 }
 
@@ -45,13 +43,13 @@ fn unix_and_abstract_sockets() {
         let path = std::env::temp_dir().join(format!("gs-async-std-e2e-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = async_io::Async::<std::os::unix::net::UnixListener>::bind(&path).unwrap();
-        let server: Server = common::echo_server();
+        let server: Server = grpc_sansio_adapter_tests::scenarios::echo_server();
         let serving = async_std::task::spawn(serve_unix(server.clone(), listener));
         let channel = Channel::builder(format!("unix://{}", path.display()))
             .connect()
             .await
             .expect("connects over the unix socket");
-        common::four_call_kinds(&channel).await;
+        grpc_sansio_adapter_tests::scenarios::four_call_kinds(&channel).await;
         serving.cancel().await;
         std::fs::remove_file(&path).unwrap();
 
@@ -67,8 +65,8 @@ fn unix_and_abstract_sockets() {
                 .connect()
                 .await
                 .expect("connects over the abstract socket");
-            common::unary_with_metadata(&channel).await;
-            common::bidi_echo(&channel).await;
+            grpc_sansio_adapter_tests::scenarios::unary_with_metadata(&channel).await;
+            grpc_sansio_adapter_tests::scenarios::bidi_echo(&channel).await;
         }
     });
 }

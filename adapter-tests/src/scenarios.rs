@@ -1,18 +1,18 @@
-//! What the test binaries share: an echo server on any runtime, and a client run of the
-//! four call kinds with metadata against it, on any runtime.
-
-#![allow(dead_code)]
+//! Building blocks the suite's tests and the cross-runtime tests share: an echo server
+//! on any runtime, and client runs against it that assert every outcome.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grpc_sansio_async_std::{BytesCodec, CallOptions, Code, Metadata, Reply, Request, Status};
-use grpc_sansio_runtime::{Channel, Incoming, Outgoing, Runtime, Server};
+use grpc_sansio_runtime::{
+    BytesCodec, CallOptions, Channel, Code, Incoming, Metadata, Outgoing, Reply, Request, Runtime,
+    Server, Status,
+};
 
 /// Unary echo (metadata `x-echo` echoed in headers and trailers), a failing and a
 /// sleeping unary method, `Count` (server streaming), `Sum` (client streaming) and
 /// `Chat` (bidi echo).
-pub(crate) fn echo_server<R: Runtime>() -> Server<R> {
+pub fn echo_server<R: Runtime>() -> Server<R> {
     Server::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
             let mut reply = Reply::new(req.message.clone());
@@ -70,7 +70,7 @@ pub(crate) fn echo_server<R: Runtime>() -> Server<R> {
 }
 
 /// A unary call with metadata: the message, the echoed header and trailer.
-pub(crate) async fn unary_with_metadata<R: Runtime>(channel: &Channel<R>) {
+pub async fn unary_with_metadata<R: Runtime>(channel: &Channel<R>) {
     let mut md = Metadata::new();
     md.append("x-echo", Bytes::from_static(b"hello")).unwrap();
     let reply = channel
@@ -94,7 +94,7 @@ pub(crate) async fn unary_with_metadata<R: Runtime>(channel: &Channel<R>) {
 
 /// A bidi call: ten messages echoed one by one, then the end of the stream and an OK
 /// status.
-pub(crate) async fn bidi_echo<R: Runtime>(channel: &Channel<R>) {
+pub async fn bidi_echo<R: Runtime>(channel: &Channel<R>) {
     let (mut tx, mut rx) = channel
         .bidi_streaming::<BytesCodec>("/test.Echo/Chat", CallOptions::new())
         .await
@@ -110,7 +110,7 @@ pub(crate) async fn bidi_echo<R: Runtime>(channel: &Channel<R>) {
 }
 
 /// The four call kinds with metadata, as a client on `R` against [`echo_server`].
-pub(crate) async fn four_call_kinds<R: Runtime>(channel: &Channel<R>) {
+pub async fn four_call_kinds<R: Runtime>(channel: &Channel<R>) {
     unary_with_metadata(channel).await;
 
     let mut stream = channel
@@ -146,7 +146,7 @@ pub(crate) async fn four_call_kinds<R: Runtime>(channel: &Channel<R>) {
 }
 
 /// Status codes: a handler's error, an unknown method and a deadline.
-pub(crate) async fn errors_and_deadlines<R: Runtime>(channel: &Channel<R>) {
+pub async fn errors_and_deadlines<R: Runtime>(channel: &Channel<R>) {
     let err = channel
         .unary::<BytesCodec>("/test.Echo/Fail", Bytes::new(), CallOptions::new())
         .await

@@ -1,8 +1,6 @@
 //! Cross-adapter: an async-std client against a tokio server, and a tokio client
 //! against an async-std server, over loopback TCP.
 
-mod common;
-
 use grpc_sansio::channel::state::ConnectivityState;
 
 #[test]
@@ -17,7 +15,7 @@ fn async_std_client_against_a_tokio_server() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let server: grpc_sansio_tokio::Server = common::echo_server();
+    let server: grpc_sansio_tokio::Server = grpc_sansio_adapter_tests::scenarios::echo_server();
     let serving = server.clone();
     rt.spawn(async move { serving.serve(listener).await });
 
@@ -27,8 +25,8 @@ fn async_std_client_against_a_tokio_server() {
             .await
             .expect("connects");
         assert_eq!(channel.state(false), ConnectivityState::Ready);
-        common::four_call_kinds(&channel).await;
-        common::errors_and_deadlines(&channel).await;
+        grpc_sansio_adapter_tests::scenarios::four_call_kinds(&channel).await;
+        grpc_sansio_adapter_tests::scenarios::errors_and_deadlines(&channel).await;
     });
     assert_eq!(server.connection_count(), 1);
 }
@@ -40,7 +38,7 @@ async fn tokio_client_against_an_async_std_server() {
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let server: grpc_sansio_async_std::Server = common::echo_server();
+    let server: grpc_sansio_async_std::Server = grpc_sansio_adapter_tests::scenarios::echo_server();
     let serving = server.clone();
     async_std::task::spawn(async move { serving.serve(listener).await });
 
@@ -49,7 +47,7 @@ async fn tokio_client_against_an_async_std_server() {
         .await
         .expect("connects");
     assert_eq!(channel.state(false), ConnectivityState::Ready);
-    common::four_call_kinds(&channel).await;
-    common::errors_and_deadlines(&channel).await;
+    grpc_sansio_adapter_tests::scenarios::four_call_kinds(&channel).await;
+    grpc_sansio_adapter_tests::scenarios::errors_and_deadlines(&channel).await;
     assert_eq!(server.connection_count(), 1);
 }
