@@ -123,3 +123,77 @@ fn a_length_claim_alone_commits_little_memory() {
     });
     assert!(cost.peak <= 64 * 1024 + 1024, "{cost:?}");
 }
+
+/// Issue 9's core budget: at most 10 heap allocations per unary call on the client side
+/// (start, send, write, read the response, take its events, write again), counted on
+/// this thread in steady state after a warm-up call.
+#[test]
+fn a_unary_call_costs_the_client_transport_at_most_ten_allocations() {
+    use grpc_sansio::grpc::metadata::Metadata;
+    use grpc_sansio::grpc::status::Status;
+    use grpc_sansio::grpc::transport::ServerTransportEvent;
+    use grpc_sansio::h2::Transmit;
+    use grpc_sansio_tests::call_pair::CallPair;
+
+    fn gather(out: &Transmit) -> BytesMut {
+        let mut wire = BytesMut::new();
+        for c in out.chunks() {
+            wire.extend_from_slice(c);
+        }
+        wire
+    }
+
+    let mut p = CallPair::new(1);
+    let headers = CallPair::request("/pkg.S/M");
+    let msg = Bytes::from_static(b"0123456789abcdef");
+    let mut costs = Vec::new();
+    for _ in 0..3 {
+        let now = p.now;
+        let mut client = 0;
+        let (id, c) = measure(|| p.client.start_call(&headers, now).unwrap());
+        client += c.count;
+        let ((), c) = measure(|| p.client.send_message(id, msg.clone(), true).unwrap());
+        client += c.count;
+        let mut out = Transmit::new();
+        let ((), c) = measure(|| while p.client.poll_transmit(now, &mut out) > 0 {});
+        client += c.count;
+
+        // The server's side is not counted.
+        p.server.recv(gather(&out), now);
+        let sid = std::iter::from_fn(|| p.server.poll_event())
+            .find_map(|e| match e {
+                ServerTransportEvent::NewCall { call, .. } => Some(call),
+                _ => None,
+            })
+            .expect("the server saw the call");
+        while p.server.poll_call(sid).is_some() {}
+        p.server.send_message(sid, msg.clone()).unwrap();
+        p.server
+            .finish(sid, &Status::ok(), &Metadata::new())
+            .unwrap();
+        let mut sout = Transmit::new();
+        while p.server.poll_transmit(now, &mut sout) > 0 {}
+        let reply = gather(&sout);
+
+        let ((), c) = measure(|| p.client.recv(reply, now));
+        client += c.count;
+        let (events, c) = measure(|| {
+            while p.client.poll_event().is_some() {}
+            std::iter::from_fn(|| p.client.poll_call(id)).count()
+        });
+        client += c.count;
+        assert_eq!(events, 3, "headers, message, status");
+        let ((), c) = measure(|| {
+            let mut out = Transmit::new();
+            while p.client.poll_transmit(now, &mut out) > 0 {}
+        });
+        client += c.count;
+        costs.push(client);
+        p.now += std::time::Duration::from_millis(1);
+    }
+    // The first call also builds the connection's tables and buffers.
+    assert!(
+        costs[1..].iter().all(|&n| n <= 10),
+        "allocations per call: {costs:?}"
+    );
+}

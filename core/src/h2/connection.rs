@@ -837,8 +837,16 @@ impl Connection {
         let start = out.len();
         let budget = self.config.max_write_batch;
         // One allocation for the frame heads and small frames of the whole batch: the
-        // chunks split off it share it, instead of each 9-byte head getting its own.
-        self.out.reserve(WRITE_BUFFER_RESERVE);
+        // chunks split off it share it, instead of each 9-byte head getting its own. Only
+        // when there is something to write: owners poll until a call returns 0, and that
+        // last, idle call allocated and freed a buffer every time (an allocation per
+        // unary call on each side).
+        let work = !self.preface_written
+            || !self.control.is_empty()
+            || (self.closed.is_none() && !self.ready.is_empty());
+        if work {
+            self.out.reserve(WRITE_BUFFER_RESERVE);
+        }
         if !self.preface_written {
             self.preface_written = true;
             self.out.extend_from_slice(frame::PREFACE);
