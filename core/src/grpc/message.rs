@@ -100,10 +100,15 @@ impl std::error::Error for MessageError {}
 struct Current {
     compressed: bool,
     len: usize,
-    /// How many body bytes are gathered in the decoder's `parts` (a body that spans
-    /// chunks); 0 until its first piece arrives.
+    /// How many body bytes are gathered in the decoder's `assembly` (a body that
+    /// spans chunks); 0 until its first piece is copied in.
     have: usize,
 }
+
+/// First allocation for a message body that spans chunks: large enough that typical
+/// messages are assembled in one allocation, small enough that a peer's length claim
+/// alone commits little memory.
+const ASSEMBLY_START: usize = 64 * 1024;
 
 /// Reassembles gRPC messages from a stream's DATA payloads (sans-IO).
 ///
@@ -116,8 +121,8 @@ struct Current {
 /// prefix, or one prefix and part of a body whose announced length passed the limit.
 /// Pushed chunks are held by reference until `next` consumes them, so the caller bounds
 /// the rest by draining after each push (HTTP/2 flow control bounds what arrives).
-/// Besides, the buffer a spanning body was last copied into is kept for reuse: at most
-/// the largest message assembled so far, never more than `max`.
+/// Besides, the two buffers spanning bodies were last copied into are kept for reuse:
+/// at most twice the largest message assembled so far, never more than `2 × max`.
 ///
 /// When the stream ends, [`is_mid_message`](MessageDecoder::is_mid_message) tells
 /// whether it ended inside a message (gRPC status INTERNAL).
@@ -136,20 +141,24 @@ pub struct MessageDecoder {
     held: usize,
     /// Set on the first error; the decoder is then dead.
     error: Option<MessageError>,
-    /// The pieces of a body spanning chunks, held by reference (no copy) until the
-    /// last one arrives: memory is committed only for bytes that came (a 5-byte prefix
-    /// claiming megabytes commits nothing), and there is no growing buffer to copy
-    /// from as it doubles.
-    parts: Vec<Bytes>,
-    /// Where a spanning body is copied once complete, in one piece of its exact length.
-    /// Kept between messages: when the application has dropped the message that last
-    /// used it, `BytesMut::reserve` reclaims its allocation, so a stream of large
-    /// messages costs no allocation and no fresh pages per message (a new buffer per
-    /// message, grown by doubling, was half of a server-streaming client's CPU in
-    /// copies and page faults). It holds at most the largest message assembled on this
-    /// stream (never more than the receive limit) until the decoder is dropped, as
-    /// tonic's per-stream buffer does.
+    /// Where a body spanning chunks is copied as its pieces arrive (copied, not held
+    /// by reference: a piece would pin the whole read buffer it came in, and a peer
+    /// spreading a message thinly over many reads could make us hold far more than
+    /// the message). It grows with what has arrived, never past the message length
+    /// (see [`ASSEMBLY_START`]).
+    ///
+    /// Kept between messages, with `spare`: a message hands out its bytes as a slice
+    /// of this buffer, and once the application drops it the allocation is reclaimed
+    /// for a later message. Two buffers cover a reader one message behind (the next
+    /// body is gathered while the previous message waits to be taken). So a stream of
+    /// large messages costs no allocation, no regrowth copies and no fresh pages per
+    /// message (a new buffer per message, grown by doubling, was half of a
+    /// server-streaming client's CPU in copies and page faults). The decoder keeps at
+    /// most twice the largest message assembled on its stream (never more than twice
+    /// the receive limit) until it is dropped.
     assembly: BytesMut,
+    /// The other kept buffer (see `assembly`).
+    spare: BytesMut,
 }
 
 impl Default for MessageDecoder {
@@ -175,8 +184,8 @@ impl MessageDecoder {
             current: None,
             held: 0,
             error: None,
-            parts: Vec::new(),
             assembly: BytesMut::new(),
+            spare: BytesMut::new(),
         }
     }
 
@@ -298,11 +307,32 @@ impl MessageDecoder {
                 self.held -= PREFIX_LEN + need;
                 return Ok(Some(Message { compressed, data }));
             }
-            // The body spans chunks: keep the pieces, and copy them once, into one
-            // buffer of exactly its length, when the last has come.
+            // The body spans chunks: copy it into one buffer that ends at exactly its
+            // length. It grows with what has arrived (doubling, from ASSEMBLY_START) rather
+            // than reserving the claimed length at once: six bytes of prefix must not make
+            // us commit megabytes per stream.
             let take = need.min(front.len());
-            self.parts.push(front.split_to(take));
+            let want = current
+                .have
+                .max(ASSEMBLY_START)
+                .max(take)
+                .min(current.len - current.have);
+            if current.have == 0 && !self.assembly.try_reclaim(want) {
+                // Its last message is still held: the other kept buffer, or a new one.
+                std::mem::swap(&mut self.assembly, &mut self.spare);
+                if !self.assembly.try_reclaim(want) {
+                    self.assembly = BytesMut::new();
+                }
+            }
+            if self.assembly.capacity() - self.assembly.len() < take {
+                // Exactly `want` more (`BytesMut::reserve` would round up to double).
+                let mut grown = BytesMut::with_capacity(self.assembly.len() + want);
+                grown.extend_from_slice(&self.assembly);
+                self.assembly = grown;
+            }
+            self.assembly.extend_from_slice(&front[..take]);
             current.have += take;
+            front.advance(take);
             if front.is_empty() {
                 self.queue.pop_front();
             }
@@ -311,10 +341,6 @@ impl MessageDecoder {
                     return Ok(None);
                 };
                 self.held -= PREFIX_LEN + done.len;
-                self.assembly.reserve(done.len);
-                for part in self.parts.drain(..) {
-                    self.assembly.extend_from_slice(&part);
-                }
                 return Ok(Some(Message {
                     compressed: done.compressed,
                     data: self.assembly.split_to(done.len).freeze(),
@@ -586,16 +612,12 @@ mod tests {
         assert_eq!(decoder.next(), Ok(None));
         let current = decoder.current.as_ref().unwrap();
         assert_eq!(current.have, 95);
-        // Nothing is committed for the 205 bytes not yet here.
-        assert_eq!(decoder.assembly.capacity(), 0);
+        // Room for this message only, not the 64 KiB a larger one would start with.
+        assert_eq!(decoder.assembly.capacity(), 300);
         decoder.push(Bytes::copy_from_slice(&wire[100..]));
         let m = decoder.next().unwrap().unwrap();
         assert_eq!(m.data.len(), 300);
-        assert_eq!(
-            decoder.assembly.capacity(),
-            0,
-            "exactly the message's length"
-        );
+        assert_eq!(decoder.assembly.capacity(), 0, "nothing past its end");
     }
 
     #[test]
@@ -619,10 +641,44 @@ mod tests {
             at,
             "the first message's buffer, reused"
         );
-        // Still held by the application: the next one gets its own buffer.
+        // Still held by the application: the next one goes to the other kept buffer,
+        // and the one after that back to the first once it is free.
         let third = push_in_pieces(&mut decoder);
         assert_ne!(third.data.as_ptr(), second.data.as_ptr());
         assert_eq!(&second.data[..], &[9; 200_000][..]);
+        drop(second);
+        let fourth = push_in_pieces(&mut decoder);
+        assert_eq!(
+            fourth.data.as_ptr(),
+            at,
+            "reclaimed while the third is held"
+        );
+        drop((third, fourth));
+    }
+
+    #[test]
+    fn a_spanning_body_does_not_hold_the_buffers_it_arrived_in() {
+        // Each piece is a slice of its own large read buffer: keeping pieces by
+        // reference would pin every buffer until the message completes.
+        let wire = frame(false, &[5; 64]);
+        let mut decoder = MessageDecoder::new();
+        let mut buffers = Vec::new();
+        for piece in wire.chunks(8) {
+            let mut big = BytesMut::zeroed(64 * 1024);
+            big[..piece.len()].copy_from_slice(piece);
+            let big = big.freeze();
+            decoder.push(big.slice(..piece.len()));
+            let m = decoder.next().unwrap();
+            buffers.push(big);
+            // Mid-message too, nothing it arrived in is still referenced.
+            assert!(
+                buffers.iter_mut().all(|b| b.is_unique()),
+                "a read buffer is held by the decoder"
+            );
+            if let Some(m) = m {
+                assert_eq!(&m.data[..], &[5; 64][..]);
+            }
+        }
     }
 
     #[test]
