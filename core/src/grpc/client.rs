@@ -16,7 +16,7 @@ use bytes::Bytes;
 use super::code::Code;
 use super::compression::{ACCEPT_ENCODING, Encoding, decode_payload_with_header};
 use super::mapping::{parse_http_status, status_from_non_grpc_response, status_from_rst_stream};
-use super::message::{DEFAULT_MAX_RECV_MESSAGE_SIZE, MessageDecoder};
+use super::message::{AssemblyPool, DEFAULT_MAX_RECV_MESSAGE_SIZE, MessageDecoder};
 use super::metadata::Metadata;
 use super::release::ReleaseLedger;
 use super::status::Status;
@@ -353,6 +353,18 @@ impl ResponseReader {
     /// [`poll_event`](Self::poll_event)) held, to give back now with `release_data`.
     pub fn take_released(&mut self) -> usize {
         self.ledger.take_released()
+    }
+
+    /// Takes kept assembly buffers from the connection's `pool` (see
+    /// [`AssemblyPool`]); call it when the call starts.
+    pub fn draw_buffers(&mut self, pool: &mut AssemblyPool) {
+        self.decoder.draw_buffers(pool);
+    }
+
+    /// Gives the assembly buffers back to the connection's `pool` once the call is
+    /// gone.
+    pub fn return_buffers(&mut self, pool: &mut AssemblyPool) {
+        self.decoder.return_buffers(pool);
     }
 
     /// True once the final status has been produced (it may still be waiting in

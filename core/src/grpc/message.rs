@@ -145,20 +145,81 @@ pub struct MessageDecoder {
     /// by reference: a piece would pin the whole read buffer it came in, and a peer
     /// spreading a message thinly over many reads could make us hold far more than
     /// the message). It grows with what has arrived, never past the message length
-    /// (see [`ASSEMBLY_START`]).
-    ///
-    /// Kept between messages, with `spare`: a message hands out its bytes as a slice
-    /// of this buffer, and once the application drops it the allocation is reclaimed
-    /// for a later message. Two buffers cover a reader one message behind (the next
-    /// body is gathered while the previous message waits to be taken). So a stream of
-    /// large messages costs no allocation, no regrowth copies and no fresh pages per
-    /// message (a new buffer per message, grown by doubling, was half of a
-    /// server-streaming client's CPU in copies and page faults). The decoder keeps at
-    /// most twice the largest message assembled on its stream (never more than twice
-    /// the receive limit) until it is dropped.
+    /// (see [`ASSEMBLY_START`]). Empty between spanning bodies.
     assembly: BytesMut,
-    /// The other kept buffer (see `assembly`).
-    spare: BytesMut,
+    /// Buffers earlier bodies were assembled in, at most [`KEPT`]. A message hands
+    /// out its bytes as a slice of its buffer; once the application drops it, the
+    /// allocation is reclaimed for a later body. So a stream of large messages costs
+    /// no allocation, no regrowth copies and no fresh pages per message (a new buffer
+    /// per message, grown by doubling, was half of a server-streaming client's CPU in
+    /// copies and page faults). Several are kept because the decoder runs ahead of
+    /// the application by up to the flow-control window: the messages it queued
+    /// still hold theirs. (An array, not a `Vec`: a call costs no allocation for it.)
+    kept: [Option<BytesMut>; KEPT],
+}
+
+/// How many assembly buffers a decoder, and a connection's [`AssemblyPool`], keep.
+/// Each is no larger than the largest message assembled on its stream (never larger
+/// than the receive limit).
+const KEPT: usize = 4;
+
+/// Assembly buffers a connection keeps between calls, so that each new call's
+/// [`MessageDecoder`] starts with buffers already faulted in rather than fresh ones.
+///
+/// A decoder's kept buffers would otherwise be freed with its call; a sequence of
+/// calls carrying large messages then paid for new pages, regrowth copies and the
+/// allocator handing the memory back to the kernel on every call. The pool keeps at
+/// most [`KEEP`](Self::KEEP) buffers, preferring those the application no longer
+/// holds and then the largest; each is no larger than the largest message a decoder
+/// of this connection assembled (never larger than the receive limit).
+#[derive(Debug, Default)]
+pub struct AssemblyPool {
+    kept: Vec<BytesMut>,
+}
+
+impl AssemblyPool {
+    /// How many buffers a pool keeps at most.
+    pub const KEEP: usize = KEPT;
+
+    /// An empty pool.
+    pub fn new() -> AssemblyPool {
+        AssemblyPool::default()
+    }
+
+    /// How many buffers are kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// True when no buffer is kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The capacity of the kept buffers the application no longer holds, in bytes.
+    pub fn idle_capacity(&mut self) -> usize {
+        self.kept
+            .iter_mut()
+            .map(|b| if b.try_reclaim(1) { b.capacity() } else { 0 })
+            .sum()
+    }
+
+    fn put(&mut self, mut buf: BytesMut) {
+        // A message being assembled when its call ended is abandoned. A buffer still
+        // shared with a message reports no capacity, so it goes first when full.
+        buf.clear();
+        let _ = buf.try_reclaim(1);
+        self.kept.push(buf);
+        if self.kept.len() > Self::KEEP
+            && let Some((smallest, _)) = self
+                .kept
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.capacity())
+        {
+            self.kept.swap_remove(smallest);
+        }
+    }
 }
 
 impl Default for MessageDecoder {
@@ -185,7 +246,26 @@ impl MessageDecoder {
             held: 0,
             error: None,
             assembly: BytesMut::new(),
-            spare: BytesMut::new(),
+            kept: Default::default(),
+        }
+    }
+
+    /// Takes kept buffers from `pool` for this decoder's spanning bodies (call it
+    /// when the call starts); see [`AssemblyPool`].
+    pub fn draw_buffers(&mut self, pool: &mut AssemblyPool) {
+        for slot in self.kept.iter_mut().filter(|slot| slot.is_none()) {
+            *slot = pool.kept.pop();
+        }
+    }
+
+    /// Gives this decoder's kept buffers to `pool` for a later call (call it when the
+    /// call is gone); a message still being assembled is abandoned.
+    pub fn return_buffers(&mut self, pool: &mut AssemblyPool) {
+        if self.assembly.capacity() > 0 {
+            pool.put(std::mem::take(&mut self.assembly));
+        }
+        for buf in self.kept.iter_mut().filter_map(Option::take) {
+            pool.put(buf);
         }
     }
 
@@ -317,11 +397,15 @@ impl MessageDecoder {
                 .max(ASSEMBLY_START)
                 .max(take)
                 .min(current.len - current.have);
-            if current.have == 0 && !self.assembly.try_reclaim(want) {
-                // Its last message is still held: the other kept buffer, or a new one.
-                std::mem::swap(&mut self.assembly, &mut self.spare);
-                if !self.assembly.try_reclaim(want) {
-                    self.assembly = BytesMut::new();
+            if current.have == 0 {
+                // A kept buffer whose last message the application has dropped.
+                for slot in &mut self.kept {
+                    if slot.as_mut().is_some_and(|b| b.try_reclaim(want))
+                        && let Some(free) = slot.take()
+                    {
+                        self.assembly = free;
+                        break;
+                    }
                 }
             }
             if self.assembly.capacity() - self.assembly.len() < take {
@@ -341,9 +425,16 @@ impl MessageDecoder {
                     return Ok(None);
                 };
                 self.held -= PREFIX_LEN + done.len;
+                let data = self.assembly.split_to(done.len).freeze();
+                // The buffer stays shared with the message until the application drops
+                // it; keep it for a later body unless enough are kept already.
+                let buf = std::mem::take(&mut self.assembly);
+                if let Some(slot) = self.kept.iter_mut().find(|slot| slot.is_none()) {
+                    *slot = Some(buf);
+                }
                 return Ok(Some(Message {
                     compressed: done.compressed,
-                    data: self.assembly.split_to(done.len).freeze(),
+                    data,
                 }));
             }
         }
@@ -654,6 +745,91 @@ mod tests {
             "reclaimed while the third is held"
         );
         drop((third, fourth));
+    }
+
+    /// Pushes one 200,000-byte message in 16 KiB pieces and takes it.
+    fn spanning(decoder: &mut MessageDecoder, fill: u8) -> Message {
+        let wire = frame(false, &[fill; 200_000]);
+        for piece in wire.chunks(16_384) {
+            decoder.push(Bytes::copy_from_slice(piece));
+        }
+        let m = decoder.next().unwrap().unwrap();
+        assert_eq!(&m.data[..], &[fill; 200_000][..]);
+        m
+    }
+
+    #[test]
+    fn a_decoder_running_ahead_keeps_four_buffers_and_reuses_whichever_is_freed() {
+        let mut decoder = MessageDecoder::new();
+        // Four messages queued, none taken yet: four buffers.
+        let mut held: Vec<Message> = (1..=4).map(|i| spanning(&mut decoder, i)).collect();
+        let at: Vec<*const u8> = held.iter().map(|m| m.data.as_ptr()).collect();
+        assert!(
+            (1..4).all(|i| !at[..i].contains(&at[i])),
+            "distinct buffers"
+        );
+        // The second is taken and dropped: the next body goes into its buffer.
+        held.remove(1);
+        let fifth = spanning(&mut decoder, 5);
+        assert_eq!(fifth.data.as_ptr(), at[1]);
+        held.push(fifth);
+        // All four held: a fifth buffer, not kept (so not reused) once dropped.
+        let extra = spanning(&mut decoder, 6);
+        assert!(!at.contains(&extra.data.as_ptr()));
+        drop(extra);
+        held.remove(0);
+        let seventh = spanning(&mut decoder, 7);
+        assert_eq!(seventh.data.as_ptr(), at[0], "the first buffer, freed last");
+    }
+
+    #[test]
+    fn a_later_decoder_on_the_connection_reuses_what_an_earlier_one_returned() {
+        let mut pool = AssemblyPool::new();
+        let mut first = MessageDecoder::new();
+        first.draw_buffers(&mut pool);
+        let m = spanning(&mut first, 1);
+        let at = m.data.as_ptr();
+        first.return_buffers(&mut pool);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.idle_capacity(), 0, "its message is still held");
+        drop(m);
+        assert_eq!(pool.idle_capacity(), 200_000);
+        let mut second = MessageDecoder::new();
+        second.draw_buffers(&mut pool);
+        assert!(pool.is_empty());
+        assert_eq!(spanning(&mut second, 2).data.as_ptr(), at);
+    }
+
+    #[test]
+    fn the_pool_keeps_four_buffers_preferring_free_ones_then_large_ones() {
+        let mut pool = AssemblyPool::new();
+        // A decoder's buffer abandoned mid-message: kept, emptied.
+        let mut decoder = MessageDecoder::new();
+        let wire = frame(false, &[3; 100_000]);
+        decoder.push(Bytes::copy_from_slice(&wire[..70_000]));
+        assert_eq!(decoder.next(), Ok(None));
+        decoder.return_buffers(&mut pool);
+        // (Grown to what had arrived: 69,995 body bytes.)
+        assert_eq!(pool.idle_capacity(), 69_995);
+        // Five held messages' buffers and two free ones offered.
+        let mut held = Vec::new();
+        for i in 0..5 {
+            let mut d = MessageDecoder::new();
+            held.push(spanning(&mut d, i));
+            d.return_buffers(&mut pool);
+        }
+        let mut d = MessageDecoder::new();
+        drop(spanning(&mut d, 9));
+        d.return_buffers(&mut pool);
+        assert_eq!(pool.len(), AssemblyPool::KEEP);
+        assert_eq!(pool.idle_capacity(), 269_995, "both free buffers kept");
+        let mut drawn = MessageDecoder::new();
+        drawn.draw_buffers(&mut pool);
+        // The abandoned bytes are gone: a new message comes out whole.
+        let wire = frame(false, &[4; 100_000]);
+        drawn.push(Bytes::copy_from_slice(&wire[..50_000]));
+        drawn.push(Bytes::copy_from_slice(&wire[50_000..]));
+        assert_eq!(&drawn.next().unwrap().unwrap().data[..], &[4; 100_000][..]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::ErrorCode;
 use crate::frame::StreamId;
 use crate::grpc::client::{ClientEvent, RequestHeaders, RequestHeadersError, ResponseReader};
 use crate::grpc::compression::Encoding;
+use crate::grpc::message::AssemblyPool;
 use crate::grpc::status::Status;
 use crate::h2::{
     CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, ConnectionMemory,
@@ -130,6 +131,8 @@ pub struct ClientTransport {
     deadlines: Deadlines,
     events: VecDeque<ClientTransportEvent>,
     limits: MessageLimits,
+    /// Assembly buffers of finished calls, for the next ones.
+    assembly: AssemblyPool,
     now: Instant,
 }
 
@@ -144,6 +147,7 @@ impl ClientTransport {
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
             limits,
+            assembly: AssemblyPool::new(),
             now,
         }
     }
@@ -281,10 +285,12 @@ impl ClientTransport {
         if let Some(at) = headers.deadline {
             self.deadlines.insert(at, id);
         }
+        let mut reader = ResponseReader::with_max_message_size(limits.max_recv);
+        reader.draw_buffers(&mut self.assembly);
         self.calls.insert(
             stream.value(),
             ClientCall {
-                reader: ResponseReader::with_max_message_size(limits.max_recv),
+                reader,
                 max_send: limits.max_send,
                 deadline: headers.deadline,
                 encoding: headers.encoding,
@@ -415,7 +421,8 @@ impl ClientTransport {
     }
 
     fn remove(&mut self, id: CallId) {
-        if let Some(call) = self.calls.remove(&id.0.value()) {
+        if let Some(mut call) = self.calls.remove(&id.0.value()) {
+            call.reader.return_buffers(&mut self.assembly);
             if let Some(at) = call.deadline {
                 self.deadlines.remove(at, id);
             }

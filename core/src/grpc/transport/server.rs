@@ -9,6 +9,7 @@ use super::{CallError, CallId, Deadlines, MessageLimits, frame_message, withhold
 use crate::ErrorCode;
 use crate::frame::StreamId;
 use crate::grpc::compression::Encoding;
+use crate::grpc::message::AssemblyPool;
 use crate::grpc::metadata::Metadata;
 use crate::grpc::server::{
     RequestHead, RequestReader, ResponseHeaders, ServerEvent, trailers, trailers_only,
@@ -88,6 +89,8 @@ pub struct ServerTransport {
     deadlines: Deadlines,
     events: VecDeque<ServerTransportEvent>,
     limits: MessageLimits,
+    /// Assembly buffers of finished calls, for the next ones.
+    assembly: AssemblyPool,
     now: Instant,
 }
 
@@ -101,6 +104,7 @@ impl ServerTransport {
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
             limits,
+            assembly: AssemblyPool::new(),
             now,
         }
     }
@@ -377,7 +381,8 @@ impl ServerTransport {
     }
 
     fn remove(&mut self, id: CallId) {
-        if let Some(call) = self.calls.remove(&id.0.value()) {
+        if let Some(mut call) = self.calls.remove(&id.0.value()) {
+            call.reader.return_buffers(&mut self.assembly);
             if let Some(at) = call.deadline {
                 self.deadlines.remove(at, id);
             }
@@ -500,6 +505,7 @@ impl ServerTransport {
         };
         let id = CallId(stream_id);
         let mut reader = RequestReader::with_max_message_size(head.encoding, self.limits.max_recv);
+        reader.draw_buffers(&mut self.assembly);
         if end_stream {
             reader.on_data(Bytes::new(), true);
         }
