@@ -29,7 +29,7 @@ use grpc_sansio::channel::target::{Address, Target, dns_host_port};
 use grpc_sansio::grpc::status::Status;
 use grpc_sansio::h2::Transmit;
 
-use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher};
+use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now};
 
 /// Opens the byte stream for an address (grpc-go's custom dialer). The default,
 /// [`PlainConnector`], opens TCP (TCP_NODELAY on) or a unix socket with the channel's
@@ -557,6 +557,8 @@ async fn write_loop<R: Runtime>(
                 break;
             }
             flush.notified().await;
+            // Gather what the other ready tasks are about to queue into one write.
+            yield_now().await;
             continue;
         }
         let written = write_chunks(&mut writer, out.chunks()).await;

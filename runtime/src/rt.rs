@@ -317,6 +317,33 @@ pub(crate) async fn timeout<R: Runtime, F: Future>(
     }
 }
 
+/// Lets the other tasks that are ready run first: wakes itself and is pending once.
+///
+/// A writer woken by the first of many callers would otherwise run right after it
+/// (tokio puts a task woken by another in a "next" slot) and write that caller's
+/// frames alone; behind the queue it finds every ready caller's frames and writes
+/// them together. A task that wakes itself while running goes to the back of the
+/// run queue in tokio and async-executor alike.
+pub(crate) fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// The future of [`yield_now`].
+pub(crate) struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +379,25 @@ mod tests {
         drop(w);
         let mut changed = std::pin::pin!(r.changed());
         assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(Err(())));
+    }
+
+    #[test]
+    fn yield_now_wakes_itself_and_is_pending_exactly_once() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl futures_util::task::ArcWake for Count {
+            fn wake_by_ref(arc_self: &Arc<Self>) {
+                arc_self
+                    .0
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = Arc::new(Count(Default::default()));
+        let waker = futures_util::task::waker(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut y = std::pin::pin!(yield_now());
+        assert!(y.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert!(y.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(count.0.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 }

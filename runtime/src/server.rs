@@ -23,7 +23,7 @@ use grpc_sansio::h2::{Config, EnforcementPolicy, ServerKeepaliveConfig, Transmit
 
 use crate::codec::Codec;
 use crate::driver::{read_chunk, write_chunks};
-use crate::rt::{BoxFuture, Io, Runtime, Signal, Task, Watch, timeout};
+use crate::rt::{BoxFuture, Io, Runtime, Signal, Task, Watch, timeout, yield_now};
 
 /// A request of a unary handler.
 #[derive(Debug)]
@@ -746,6 +746,8 @@ async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHal
                 return;
             }
             conn.flush.notified().await;
+            // Gather what the other ready handlers are about to queue into one write.
+            yield_now().await;
             continue;
         }
         let written = write_chunks(&mut writer, out.chunks()).await;
