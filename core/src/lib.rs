@@ -19,6 +19,7 @@ pub mod frame;
 pub mod grpc;
 pub mod h2;
 pub mod hpack;
+pub mod id_map;
 
 pub use error_code::ErrorCode;
 

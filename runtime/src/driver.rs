@@ -28,6 +28,7 @@ use grpc_sansio::channel::subchannel::ConnId;
 use grpc_sansio::channel::target::{Address, Target, dns_host_port};
 use grpc_sansio::grpc::status::Status;
 use grpc_sansio::h2::Transmit;
+use grpc_sansio::id_map::IdMap;
 
 use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now};
 
@@ -90,9 +91,9 @@ struct ResolverHandle {
 pub(crate) struct State {
     pub(crate) core: CoreChannel,
     /// Tasks waiting for a call's next event.
-    readers: HashMap<ChannelCallId, Waker>,
+    readers: IdMap<ChannelCallId, Waker>,
     /// Tasks waiting for room to send on a call.
-    writers: HashMap<ChannelCallId, Waker>,
+    writers: IdMap<ChannelCallId, Waker>,
     conns: HashMap<ConnId, ConnHandle>,
     resolver: Option<ResolverHandle>,
     /// The deadline the timer task sleeps until (`None`: no deadline). Settling wakes
@@ -128,8 +129,8 @@ impl<R: Runtime> Shared<R> {
         let shared = Arc::new_cyclic(|weak| Shared {
             state: Mutex::new(State {
                 core,
-                readers: HashMap::new(),
-                writers: HashMap::new(),
+                readers: IdMap::default(),
+                writers: IdMap::default(),
                 conns: HashMap::new(),
                 resolver: None,
                 armed: None,

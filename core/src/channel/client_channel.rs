@@ -9,7 +9,7 @@
 //! fails, if it is not wait-for-ready and the picker says so), and a call whose stream
 //! the server never processed is retried once on a new pick.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ use crate::grpc::transport::{
     CallError, CallId, ClientTransport, ClientTransportEvent, MessageLimits,
 };
 use crate::h2::{Config, ConnectionMemory, ConnectionWindows, StreamWindows, Transmit};
+use crate::id_map::IdMap;
 
 /// Schemes the core resolves itself, with no I/O.
 const STATIC_SCHEMES: [&str; 5] = ["passthrough", "unix", "unix-abstract", "ipv4", "ipv6"];
@@ -271,7 +272,7 @@ struct Conn {
     /// address update) — its calls finish, no new ones start.
     subchannel: Option<SubchannelId>,
     transport: Option<ClientTransport>,
-    calls: HashMap<CallId, ChannelCallId>,
+    calls: IdMap<CallId, ChannelCallId>,
     flush_told: bool,
 }
 
@@ -289,7 +290,7 @@ struct Core {
     next_call: u64,
     subchannels: BTreeMap<SubchannelId, Subchannel>,
     conns: BTreeMap<ConnId, Conn>,
-    calls: HashMap<u64, Call>,
+    calls: IdMap<u64, Call>,
     queued: VecDeque<u64>,
     queued_deadlines: BTreeSet<(Instant, u64)>,
     actions: VecDeque<Action>,
@@ -350,7 +351,7 @@ impl Channel {
             next_call: 0,
             subchannels: BTreeMap::new(),
             conns: BTreeMap::new(),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             queued: VecDeque::new(),
             queued_deadlines: BTreeSet::new(),
             actions: VecDeque::new(),
@@ -1170,7 +1171,7 @@ impl Channel {
                             Conn {
                                 subchannel: Some(id),
                                 transport: None,
-                                calls: HashMap::new(),
+                                calls: IdMap::default(),
                                 flush_told: false,
                             },
                         );

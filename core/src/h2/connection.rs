@@ -1,7 +1,6 @@
 //! The HTTP/2 connection state machine: bytes and time in, bytes and events out.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -28,6 +27,7 @@ use crate::frame::{
     Settings, StreamId, WindowUpdate,
 };
 use crate::hpack::{self, Field, HeaderField, Indexing};
+use crate::id_map::IdMap;
 
 /// Largest stream id (RFC 9113 §5.1.1: 31 bits).
 const MAX_STREAM_ID: u32 = (1 << 31) - 1;
@@ -37,27 +37,7 @@ const MAX_STREAM_ID: u32 = (1 << 31) - 1;
 /// streams already in flight when the first GOAWAY left are still accepted).
 const SHUTDOWN_PING: [u8; 8] = *b"gsnsshut";
 
-/// Stream ids are small integers chosen by the peer; hashing them with SipHash buys
-/// nothing, and a fixed hasher keeps iteration order (and so event order) deterministic.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        // Fibonacci hashing spreads consecutive odd ids over the table.
-        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type StreamMap = HashMap<u32, Stream, BuildHasherDefault<IdHasher>>;
+type StreamMap = IdMap<u32, Stream>;
 
 fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) -> GoAway {
     GoAway {

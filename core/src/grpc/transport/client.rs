@@ -1,6 +1,6 @@
 //! The client side: calls opened as streams, their responses read into statuses.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::h2::{
     CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, ConnectionMemory,
     ConnectionWindows, Event, Initiator, Role, StreamWindows, Transmit,
 };
+use crate::id_map::IdMap;
 
 /// What a [`ClientTransport`] tells its owner, from
 /// [`poll_event`](ClientTransport::poll_event).
@@ -127,7 +128,7 @@ struct ClientCall {
 #[derive(Debug)]
 pub struct ClientTransport {
     conn: Connection,
-    calls: HashMap<u32, ClientCall>,
+    calls: IdMap<u32, ClientCall>,
     deadlines: Deadlines,
     events: VecDeque<ClientTransportEvent>,
     limits: MessageLimits,
@@ -143,7 +144,7 @@ impl ClientTransport {
     pub fn new(config: Config, limits: MessageLimits, now: Instant) -> ClientTransport {
         ClientTransport {
             conn: Connection::new(Role::Client, config, now),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
             limits,

@@ -1,6 +1,6 @@
 //! The server side: requests validated into calls, responses written lazily.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -19,6 +19,7 @@ use crate::h2::{
     CommandError, Config, Connection, ConnectionMemory, ConnectionWindows, Event, Role,
     StreamWindows, Transmit,
 };
+use crate::id_map::IdMap;
 
 /// What a [`ServerTransport`] tells its owner, from
 /// [`poll_event`](ServerTransport::poll_event).
@@ -85,7 +86,7 @@ struct ServerCall {
 #[derive(Debug)]
 pub struct ServerTransport {
     conn: Connection,
-    calls: HashMap<u32, ServerCall>,
+    calls: IdMap<u32, ServerCall>,
     deadlines: Deadlines,
     events: VecDeque<ServerTransportEvent>,
     limits: MessageLimits,
@@ -100,7 +101,7 @@ impl ServerTransport {
     pub fn new(config: Config, limits: MessageLimits, now: Instant) -> ServerTransport {
         ServerTransport {
             conn: Connection::new(Role::Server, config, now),
-            calls: HashMap::new(),
+            calls: IdMap::default(),
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
             limits,
