@@ -61,7 +61,11 @@ mod tests {
             let mut low: Vec<u64> = (0..n).map(|i| hash(1 + i * step) % n).collect();
             low.sort_unstable();
             low.dedup();
-            assert!(low.len() as u64 * 4 >= n * 3, "step {step}: {} of {n}", low.len());
+            assert!(
+                low.len() as u64 * 4 >= n * 3,
+                "step {step}: {} of {n}",
+                low.len()
+            );
         }
         let tags: std::collections::HashSet<u64> =
             (0..64u32).map(|i| hash(2 * i + 1) >> 57).collect();

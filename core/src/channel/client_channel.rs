@@ -282,6 +282,9 @@ struct Core {
     config: ChannelConfig,
     target: Target,
     authority: String,
+    /// `authority` as the header value every call clones (a reference count, not a
+    /// copy).
+    authority_header: Bytes,
     external: bool,
     now: Instant,
     rng: Random,
@@ -317,6 +320,11 @@ struct Core {
 pub struct Channel {
     core: Core,
     balancer: Option<(String, Box<dyn Balancer>)>,
+    /// Kept between [`process`](Self::process) passes, which snapshot the subchannel
+    /// and connection ids several times per call: no allocation per pass.
+    scratch_subchannels: Vec<SubchannelId>,
+    /// See `scratch_subchannels`.
+    scratch_conns: Vec<ConnId>,
 }
 
 impl Channel {
@@ -343,6 +351,7 @@ impl Channel {
         let mut core = Core {
             rng: Random::new(config.seed),
             target,
+            authority_header: Bytes::from(authority.clone()),
             authority,
             external,
             now,
@@ -375,6 +384,8 @@ impl Channel {
         Ok(Channel {
             core,
             balancer: None,
+            scratch_subchannels: Vec::new(),
+            scratch_conns: Vec::new(),
         })
     }
 
@@ -1152,8 +1163,10 @@ impl Channel {
 
     fn drain_subchannels(&mut self) -> bool {
         let mut progress = false;
-        let ids: Vec<SubchannelId> = self.core.subchannels.keys().copied().collect();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.scratch_subchannels);
+        ids.clear();
+        ids.extend(self.core.subchannels.keys().copied());
+        for &id in &ids {
             loop {
                 let Some(action) = self
                     .core
@@ -1195,13 +1208,16 @@ impl Channel {
                 }
             }
         }
+        self.scratch_subchannels = ids;
         progress
     }
 
     fn drain_transports(&mut self) -> bool {
         let mut progress = false;
-        let conns: Vec<ConnId> = self.core.conns.keys().copied().collect();
-        for conn in conns {
+        let mut conns = std::mem::take(&mut self.scratch_conns);
+        conns.clear();
+        conns.extend(self.core.conns.keys().copied());
+        for &conn in &conns {
             loop {
                 let Some(event) = self.core.transport(conn).and_then(|t| t.poll_event()) else {
                     break;
@@ -1257,6 +1273,7 @@ impl Channel {
                 }
             }
         }
+        self.scratch_conns = conns;
         progress
     }
 
@@ -1399,7 +1416,7 @@ impl Core {
         }
         let mut headers = RequestHeaders::new(
             self.config.scheme,
-            Bytes::from(self.authority.clone()),
+            self.authority_header.clone(),
             Bytes::from(call.path.clone()),
         )
         .encoding(call.options.encoding)
