@@ -543,6 +543,9 @@ async fn write_loop<R: Runtime>(
     flush: Arc<Signal>,
 ) {
     let mut out = Transmit::new();
+    // More than one call open when the last batch was taken: a wake may be the first
+    // of several callers queueing frames.
+    let mut several = false;
     loop {
         let Some(shared) = weak.upgrade() else {
             return;
@@ -550,6 +553,7 @@ async fn write_loop<R: Runtime>(
         let now = shared.now();
         shared.with(|st| {
             while st.core.poll_transmit(conn, now, &mut out) > 0 && out.len() < 256 * 1024 {}
+            several = st.core.open_calls() > 1;
         });
         drop(shared);
         if out.is_empty() {
@@ -558,8 +562,11 @@ async fn write_loop<R: Runtime>(
                 break;
             }
             flush.notified().await;
-            // Gather what the other ready tasks are about to queue into one write.
-            yield_now().await;
+            // Gather what the other ready tasks are about to queue into one write (with
+            // one call there is nothing to gather: a ping-pong would only pay for it).
+            if several {
+                yield_now().await;
+            }
             continue;
         }
         let written = write_chunks(&mut writer, out.chunks()).await;

@@ -736,9 +736,9 @@ async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHal
             return;
         };
         let now = conn.now();
-        let closed = conn.with_from(Origin::Writer, |st| {
+        let (closed, several) = conn.with_from(Origin::Writer, |st| {
             while st.transport.poll_transmit(now, &mut out) > 0 && out.len() < 256 * 1024 {}
-            st.transport.is_closed()
+            (st.transport.is_closed(), st.transport.open_calls() > 1)
         });
         if out.is_empty() {
             if writer.flush().await.is_err() || closed {
@@ -746,8 +746,11 @@ async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHal
                 return;
             }
             conn.flush.notified().await;
-            // Gather what the other ready handlers are about to queue into one write.
-            yield_now().await;
+            // Gather what the other ready handlers are about to queue into one write
+            // (unless one call is all there was when the last batch went out).
+            if several {
+                yield_now().await;
+            }
             continue;
         }
         let written = write_chunks(&mut writer, out.chunks()).await;
