@@ -418,7 +418,7 @@ fn a_client_that_takes_no_messages_stops_the_server_within_its_window() {
         sent <= window as usize + 1024,
         "the server wrote {sent} bytes to a client that took nothing (window {window})"
     );
-    let memory = pair.client.memory();
+    let memory = pair.client.connection().memory();
     assert!(memory.recv_unconsumed <= window as usize, "{memory:?}");
     // Taking the messages lets everything through.
     let mut messages = 0;

@@ -432,7 +432,7 @@ impl Channel {
     /// A connection's flow-control windows; `None` for a connection the channel does
     /// not hold or whose socket is not open yet.
     pub fn connection_windows(&self, conn: ConnId) -> Option<ConnectionWindows> {
-        self.transport_of(conn).map(ClientTransport::windows)
+        self.transport_of(conn).map(|t| t.connection().windows())
     }
 
     /// The windows of a connection's open streams (nothing for a connection the
@@ -443,14 +443,14 @@ impl Channel {
     ) -> impl Iterator<Item = StreamWindows> + '_ {
         self.transport_of(conn)
             .into_iter()
-            .flat_map(ClientTransport::stream_windows)
+            .flat_map(|t| t.connection().stream_windows())
     }
 
     /// What a connection buffers (control frames owed, DATA queued to send, DATA
     /// received and not yet taken by its calls, bytes not yet parsed); `None` as for
     /// [`connection_windows`](Self::connection_windows).
     pub fn connection_memory(&self, conn: ConnId) -> Option<ConnectionMemory> {
-        self.transport_of(conn).map(ClientTransport::memory)
+        self.transport_of(conn).map(|t| t.connection().memory())
     }
 
     fn transport_of(&self, conn: ConnId) -> Option<&ClientTransport> {

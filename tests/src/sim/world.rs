@@ -1832,8 +1832,8 @@ impl Sim {
                 (w, streams)
             });
             let server = l.server.as_ref().map(|srv| {
-                let streams: Vec<StreamWindows> = srv.stream_windows().collect();
-                (srv.windows(), streams)
+                let streams: Vec<StreamWindows> = srv.connection().stream_windows().collect();
+                (srv.connection().windows(), streams)
             });
             for (end, side, seen) in [(&client, "client", 0), (&server, "server", 1)] {
                 let Some((w, streams)) = end else {
@@ -1853,7 +1853,11 @@ impl Sim {
             }
             let memories = [
                 (channel.connection_memory(l.conn), &client, "client"),
-                (l.server.as_ref().map(|s| s.memory()), &server, "server"),
+                (
+                    l.server.as_ref().map(|s| s.connection().memory()),
+                    &server,
+                    "server",
+                ),
             ];
             for (memory, end, side) in memories {
                 let (Some(m), Some((w, streams))) = (memory, end) else {

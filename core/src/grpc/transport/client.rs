@@ -14,8 +14,8 @@ use crate::grpc::compression::Encoding;
 use crate::grpc::message::AssemblyPool;
 use crate::grpc::status::Status;
 use crate::h2::{
-    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, ConnectionMemory,
-    ConnectionWindows, Event, Initiator, Role, StreamWindows, Transmit,
+    CONNECTION_CLOSED_REASON, CloseReason, CommandError, Config, Connection, Event, Initiator,
+    Role, Transmit,
 };
 use crate::id_map::IdMap;
 
@@ -161,24 +161,6 @@ impl ClientTransport {
     /// Calls started and not yet finished or forgotten.
     pub fn open_calls(&self) -> usize {
         self.calls.len()
-    }
-
-    /// The connection's flow-control windows (see [`Connection::windows`]).
-    pub fn windows(&self) -> ConnectionWindows {
-        self.conn.windows()
-    }
-
-    /// Each open call's stream windows (see [`Connection::stream_windows`]); a call's
-    /// stream is [`CallId::stream_id`].
-    pub fn stream_windows(&self) -> impl Iterator<Item = StreamWindows> + '_ {
-        self.conn.stream_windows()
-    }
-
-    /// What the connection buffers (see [`Connection::memory`]). Messages a call's
-    /// reader holds are part of `recv_unconsumed`: their bytes are released to flow
-    /// control only as the call's messages are taken.
-    pub fn memory(&self) -> ConnectionMemory {
-        self.conn.memory()
     }
 
     /// True once the connection has ended.
