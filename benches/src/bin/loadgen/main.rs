@@ -11,7 +11,10 @@
 //! `taskset` when it exists and the machine has two CPUs or more; every measurement is
 //! one more child process (`loadgen client --impl ours|ours-async-std|tonic|h2load --port P --figure F
 //! ...`, pinned to CPU 1) that prints one `RESULT key=value ...` line. A client process
-//! measures its own CPU time (`/proc/self/stat`) and peak RSS (`VmHWM`).
+//! measures its own CPU time (`/proc/self/stat`) and peak RSS (`VmHWM`). The raw-TCP
+//! ceilings (`serve --impl raw`, `client --impl raw`, in [`raw`]) run the same way.
+
+mod raw;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::pin::Pin;
@@ -38,9 +41,10 @@ use prost::Message;
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--seconds N] [--runs R] [--quick]\n\
-         \x20      loadgen serve --impl ours|tonic\n\
-         \x20      loadgen client --impl ours|ours-async-std|tonic|h2load --port P --figure \
-         unary|sstream|cstream|pingpong|idle [--conc C] [--size S] [--seconds N]"
+         \x20      loadgen serve --impl ours|tonic|raw\n\
+         \x20      loadgen client --impl ours|ours-async-std|tonic|h2load|raw --port P --figure \
+         unary|sstream|cstream|pingpong|idle [--conc C] [--size S] [--seconds N]\n\
+         \x20      (raw: the raw-TCP ceilings, pingpong and sstream only)"
     );
     std::process::exit(2)
 }
@@ -79,6 +83,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn serve(args: &[String]) {
     let which = flag(args, "--impl").unwrap_or_else(|| usage()).to_owned();
+    if which == "raw" {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        println!("PORT {}", listener.local_addr().unwrap().port());
+        std::io::stdout().flush().unwrap();
+        return raw::serve(listener);
+    }
     let rt = runtime();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -514,6 +524,10 @@ fn client(args: &[String]) {
     if which == "h2load" {
         return h2load_client(port, conc, size, seconds);
     }
+    if which == "raw" {
+        println!("RESULT {}", raw::client(port, figure, seconds));
+        return;
+    }
     // Heap and stacks only: VmHWM also counts the binary's code pages as they are
     // first run, the same for every client since all live in this one binary.
     let anon_peak = Arc::new(AtomicU64::new(0));
@@ -917,6 +931,8 @@ fn orchestrate(args: &[String]) {
         eprintln!("load average at start: {}", load.trim());
     }
     let specs = specs();
+    // Only a pinned run measures "across the same two cores".
+    let ceilings = !pin.server.is_empty();
     let mut results = Results::new();
     let started = Instant::now();
     for run in 0..runs {
@@ -942,6 +958,19 @@ fn orchestrate(args: &[String]) {
                 }
             }
         }
+        if let Some(srv) = ceilings.then(|| start_server(&pin, "raw")) {
+            eprintln!("run {}/{runs}: raw TCP ceilings", run + 1);
+            for (i, spec) in specs.iter().enumerate() {
+                if has_ceiling(spec)
+                    && let Some(s) = run_client(&pin, "raw", srv.port, spec, seconds)
+                {
+                    results
+                        .entry(("raw".into(), i, "raw".into()))
+                        .or_default()
+                        .push(s);
+                }
+            }
+        }
     }
     let mut load = String::new();
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
@@ -960,6 +989,53 @@ fn orchestrate(args: &[String]) {
     );
     for server in ["tonic", "ours"] {
         print_table(server, &specs, &results, h2load);
+    }
+    if ceilings {
+        print_ceilings(&specs, &results);
+    }
+}
+
+/// The figures the issue judges against a raw-TCP ceiling between the same two CPUs.
+fn has_ceiling(spec: &Spec) -> bool {
+    spec.figure == Figure::PingPong || (spec.figure == Figure::SStream && spec.size == 1 << 20)
+}
+
+/// Each client's median on each server as a share of the raw-TCP median.
+fn print_ceilings(specs: &[Spec], results: &Results) {
+    println!();
+    println!("### against the raw-TCP ceiling between the same CPUs: median (min–max)");
+    println!();
+    println!("| figure | raw TCP | client → server | value | share of raw TCP |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, spec) in specs.iter().enumerate().filter(|(_, s)| has_ceiling(s)) {
+        let key = if spec.figure == Figure::PingPong {
+            "qps"
+        } else {
+            "mbps"
+        };
+        let values = |server: &str, client: &str| -> Vec<f64> {
+            results
+                .get(&(server.to_owned(), i, client.to_owned()))
+                .map_or(vec![], |v| v.iter().filter_map(|s| get(s, key)).collect())
+        };
+        let raw = stats(values("raw", "raw"));
+        for server in ["tonic", "ours"] {
+            for client in ["ours", "ours-async-std", "tonic"] {
+                let v = stats(values(server, client));
+                let share = match (v, raw) {
+                    (Some((_, a, _)), Some((_, b, _))) if b != 0.0 => {
+                        format!("{:.0} %", a / b * 100.0)
+                    }
+                    _ => "—".into(),
+                };
+                println!(
+                    "| {} ({key}) | {} | {client} → {server} | {} | {share} |",
+                    spec.label(),
+                    fmt_stats(raw),
+                    fmt_stats(v),
+                );
+            }
+        }
     }
 }
 
