@@ -239,3 +239,123 @@ pub async fn reconnect_attempts_follow_the_backoff<R: TestRuntime>() {
         );
     }
 }
+
+/// Counts the bytes read through it: what the connection's reader has taken from the
+/// socket.
+struct CountingReads {
+    inner: Box<dyn grpc_sansio_runtime::Io>,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl futures_io::AsyncRead for CountingReads {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = polled {
+            self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl futures_io::AsyncWrite for CountingReads {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
+/// Dials as usual and counts what the connection reads.
+struct CountingConnector(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl grpc_sansio_runtime::Connector for CountingConnector {
+    fn connect(
+        &self,
+        address: &grpc_sansio::channel::target::Address,
+        _authority: &str,
+        dialer: &grpc_sansio_runtime::Dialer,
+    ) -> grpc_sansio_runtime::BoxFuture<std::io::Result<Box<dyn grpc_sansio_runtime::Io>>> {
+        let dial = dialer.dial(address);
+        let read = self.0.clone();
+        Box::pin(async move {
+            let inner = dial.await?;
+            Ok(Box::new(CountingReads { inner, read }) as Box<dyn grpc_sansio_runtime::Io>)
+        })
+    }
+}
+
+/// For a runtime whose tasks share one thread (`tests/tokio_extra.rs`: tokio's
+/// current-thread runtime, with the caller as the `block_on` future).
+///
+/// A server streams 32 MiB as fast as flow control allows to a caller that takes each
+/// message as it comes. The connection's reader must let the caller run between its
+/// reads: one that reads on while the socket has data gets ahead of the caller by as
+/// much as the flow-control window allows (16 MiB once BDP estimation has grown it),
+/// all of it held in memory. (On a multi-threaded executor the caller and the reader
+/// run in parallel, and no yield can keep a slower caller level with the reader: there
+/// the window is the bound.)
+pub async fn a_streaming_caller_is_never_more_than_a_read_behind_the_reader<R: TestRuntime>() {
+    use crate::scenarios::FLOOD_MESSAGE;
+    let (_server, addr) = start::<R>().await;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let channel = Channel::<R>::builder(format!("passthrough:///{addr}"))
+        .connector(std::sync::Arc::new(CountingConnector(read.clone())))
+        .connect()
+        .await
+        .expect("connects");
+    let n = 512;
+    let mut stream = channel
+        .server_streaming::<BytesCodec>(
+            "/test.Echo/Flood",
+            Bytes::from(n.to_string()),
+            CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    let (mut taken, mut messages, mut behind) = (0, 0, 0);
+    while let Some(m) = stream.message().await.unwrap() {
+        taken += m.len();
+        messages += 1;
+        // What was read counts frame heads, HEADERS and SETTINGS too: 41 bytes per
+        // message (four DATA frames and the 5-byte prefix), a few hundred besides.
+        let overhead = messages * 41 + 1024;
+        let ahead = read.load(std::sync::atomic::Ordering::Relaxed);
+        behind = behind.max(ahead.saturating_sub(taken + overhead));
+    }
+    assert!(stream.status().unwrap().is_ok(), "{:?}", stream.status());
+    assert_eq!(taken, n * FLOOD_MESSAGE);
+    // One read (at most the reader's 256 KiB region) and the message being assembled.
+    let bound = (256 << 10) + FLOOD_MESSAGE;
+    assert!(
+        behind <= bound,
+        "the caller fell {behind} bytes behind the reader (bound {bound})"
+    );
+}

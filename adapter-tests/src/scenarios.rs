@@ -10,8 +10,8 @@ use grpc_sansio_runtime::{
 };
 
 /// Unary echo (metadata `x-echo` echoed in headers and trailers), a failing and a
-/// sleeping unary method, `Count` (server streaming), `Sum` (client streaming) and
-/// `Chat` (bidi echo).
+/// sleeping unary method, `Count` and `Flood` (server streaming), `Sum` (client
+/// streaming) and `Chat` (bidi echo).
 pub fn echo_server<R: Runtime>() -> Server<R> {
     Server::builder()
         .unary::<BytesCodec, _, _>("/test.Echo/Unary", |req: Request<Bytes>| async move {
@@ -47,6 +47,22 @@ pub fn echo_server<R: Runtime>() -> Server<R> {
             },
         )
         .streaming::<BytesCodec, _, _>(
+            "/test.Echo/Flood",
+            |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
+                // "N" asks for N messages of FLOOD_MESSAGE zero bytes, sent as fast as
+                // flow control lets them go.
+                let n: usize = match incoming.message().await? {
+                    Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
+                    None => 0,
+                };
+                let message = Bytes::from(vec![0; FLOOD_MESSAGE]);
+                for _ in 0..n {
+                    out.send(message.clone()).await?;
+                }
+                Ok(())
+            },
+        )
+        .streaming::<BytesCodec, _, _>(
             "/test.Echo/Sum",
             |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
                 let mut total = 0;
@@ -68,6 +84,9 @@ pub fn echo_server<R: Runtime>() -> Server<R> {
         )
         .build()
 }
+
+/// The size of each message `Flood` sends.
+pub const FLOOD_MESSAGE: usize = 64 << 10;
 
 /// A unary call with metadata: the message, the echoed header and trailer.
 pub async fn unary_with_metadata<R: Runtime>(channel: &Channel<R>) {

@@ -104,6 +104,12 @@ impl Runtime for Tokio {
         tokio::time::Instant::now().into_std()
     }
 
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        // tokio's own yield defers the wake until the scheduler has run what is ready
+        // and looked at its `block_on` future, where a self-wake would not.
+        tokio::task::yield_now()
+    }
+
     fn connect(
         &self,
         address: &Address,

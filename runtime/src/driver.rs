@@ -518,6 +518,8 @@ async fn read_loop<R: Runtime>(
             resume.notified().await;
         }
         let read = read_chunk(&mut reader, &mut buf).await;
+        // A read that filled the region leaves more in the socket.
+        let more = buf.is_empty();
         let Some(shared) = weak.upgrade() else {
             return;
         };
@@ -530,6 +532,15 @@ async fn read_loop<R: Runtime>(
                 shared.with(|st| st.core.recv_eof(conn, now));
                 return;
             }
+        }
+        let rt = shared.rt.clone();
+        drop(shared);
+        if more {
+            // Let the callers this read woke take their messages before reading on:
+            // otherwise the reader, never blocked while the socket has data, runs
+            // ahead of them by the whole flow-control window (16 MiB once BDP has
+            // grown it), all of it held in memory.
+            rt.yield_now().await;
         }
     }
 }

@@ -57,6 +57,15 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         Instant::now()
     }
 
+    /// Lets every other ready task run before the caller goes on, including a future
+    /// the runtime drives outside its task queue (tokio's `block_on` future, which
+    /// sees a task that wakes itself only every 61 polls). Connection readers call it
+    /// after a read that left data in the socket. The default wakes the caller once
+    /// (to the back of the run queue, in tokio and async-executor alike).
+    fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        yield_now()
+    }
+
     /// Opens a plain socket: TCP with TCP_NODELAY for socket addresses and names, or a
     /// unix socket.
     fn connect(

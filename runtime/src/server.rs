@@ -717,6 +717,12 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
                 break;
             }
         }
+        // A read that filled the region left more in the socket: let the handlers it
+        // woke take their messages first, or the reader runs ahead of them by the
+        // whole flow-control window, all of it held in memory.
+        if buf.is_empty() {
+            conn.rt.yield_now().await;
+        }
     }
     // Let the writer push out the last frames (GOAWAY), then stop.
     let rt = conn.rt.clone();
