@@ -36,10 +36,7 @@ pub fn echo_server<R: Runtime>() -> Server<R> {
         .streaming::<BytesCodec, _, _>(
             "/test.Echo/Count",
             |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
-                let n: usize = match incoming.message().await? {
-                    Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
-                    None => 0,
-                };
+                let n = asked_count(&mut incoming).await?;
                 for i in 0..n {
                     out.send(Bytes::from(i.to_string())).await?;
                 }
@@ -51,10 +48,7 @@ pub fn echo_server<R: Runtime>() -> Server<R> {
             |mut incoming: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
                 // "N" asks for N messages of FLOOD_MESSAGE zero bytes, sent as fast as
                 // flow control lets them go.
-                let n: usize = match incoming.message().await? {
-                    Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
-                    None => 0,
-                };
+                let n = asked_count(&mut incoming).await?;
                 let message = Bytes::from(vec![0; FLOOD_MESSAGE]);
                 for _ in 0..n {
                     out.send(message.clone()).await?;
@@ -83,6 +77,14 @@ pub fn echo_server<R: Runtime>() -> Server<R> {
             },
         )
         .build()
+}
+
+/// The count a `Count` or `Flood` request asks for: its one message, in decimal.
+async fn asked_count<R: Runtime>(incoming: &mut Incoming<BytesCodec, R>) -> Result<usize, Status> {
+    Ok(match incoming.message().await? {
+        Some(m) => std::str::from_utf8(&m).unwrap().parse().unwrap(),
+        None => 0,
+    })
 }
 
 /// The size of each message `Flood` sends.
