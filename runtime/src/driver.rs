@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Waker;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_io::AsyncWrite;
 use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -30,6 +30,7 @@ use grpc_sansio::grpc::status::Status;
 use grpc_sansio::h2::Transmit;
 use grpc_sansio::id_map::IdMap;
 
+use crate::read_region::ReadRegion;
 use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now};
 
 /// Opens the byte stream for an address (grpc-go's custom dialer). The default,
@@ -462,35 +463,6 @@ async fn connection_task<R: Runtime>(
     writer_task.abort();
 }
 
-/// Reads from `reader` into `buf`, a zeroed region that each read's bytes are split
-/// off the front of; a fresh region is taken when little is left. (`futures-io` reads
-/// need initialised memory: zeroing once per region, not per read, keeps that cheap.)
-/// A region nothing references any more is reused in place.
-///
-/// Consecutive reads from one region are contiguous, so the core joins a frame split
-/// across two reads without copying; only at a region switch does it copy the new
-/// bytes behind the leftover. Large regions make those copies rare (one per 256 KiB
-/// rather than nearly one per read with 64 KiB regions).
-pub(crate) async fn read_chunk<T: futures_io::AsyncRead + Unpin>(
-    reader: &mut T,
-    buf: &mut BytesMut,
-) -> io::Result<BytesMut> {
-    const REGION: usize = 256 * 1024;
-    const MIN_READ: usize = 32 * 1024;
-    if buf.len() < MIN_READ {
-        // Once every piece of this region is gone (the core consumed or copied it),
-        // read into the same pages again: a fresh region costs page faults, and the
-        // allocator returning the old one to the kernel, on every 256 KiB received.
-        if buf.try_reclaim(REGION - buf.len()) {
-            buf.resize(REGION, 0);
-        } else {
-            *buf = BytesMut::zeroed(REGION);
-        }
-    }
-    let n = reader.read(&mut buf[..]).await?;
-    Ok(buf.split_to(n))
-}
-
 /// Socket → core, pausing while the core does not want to read (flow control).
 async fn read_loop<R: Runtime>(
     weak: Weak<Shared<R>>,
@@ -499,7 +471,7 @@ async fn read_loop<R: Runtime>(
     resume: Arc<Signal>,
     paused: Arc<AtomicBool>,
 ) {
-    let mut buf = BytesMut::new();
+    let mut region = ReadRegion::default();
     loop {
         loop {
             let Some(shared) = weak.upgrade() else {
@@ -517,9 +489,7 @@ async fn read_loop<R: Runtime>(
             }
             resume.notified().await;
         }
-        let read = read_chunk(&mut reader, &mut buf).await;
-        // A read that filled the region leaves more in the socket.
-        let more = buf.is_empty();
+        let read = region.read(&mut reader).await;
         let Some(shared) = weak.upgrade() else {
             return;
         };
@@ -535,7 +505,7 @@ async fn read_loop<R: Runtime>(
         }
         let rt = shared.rt.clone();
         drop(shared);
-        if more {
+        if region.filled() {
             // Let the callers this read woke take their messages before reading on:
             // otherwise the reader, never blocked while the socket has data, runs
             // ahead of them by the whole flow-control window (16 MiB once BDP has
@@ -734,80 +704,5 @@ mod tests {
         let err = futures_executor_block_on(write_chunks(&mut sink, &[Bytes::from_static(b"x")]))
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WriteZero);
-    }
-
-    /// A source that always has `per_read` bytes of `fill`.
-    struct Endless {
-        per_read: usize,
-        fill: u8,
-    }
-
-    impl futures_io::AsyncRead for Endless {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            let n = buf.len().min(self.per_read);
-            buf[..n].fill(self.fill);
-            Poll::Ready(Ok(n))
-        }
-    }
-
-    /// Makes 40 reads; returns where each read began a new region (its bytes not
-    /// right behind the previous read's), keeping the chunks in `hold` if given.
-    fn region_starts(
-        source: &mut Endless,
-        buf: &mut BytesMut,
-        mut hold: Option<&mut Vec<BytesMut>>,
-    ) -> Vec<usize> {
-        let mut starts = Vec::new();
-        let mut next = None;
-        for _ in 0..40 {
-            let chunk = futures_executor_block_on(read_chunk(source, buf)).unwrap();
-            assert_eq!(chunk.len(), source.per_read);
-            assert!(chunk.iter().all(|&b| b == source.fill));
-            let at = chunk.as_ptr() as usize;
-            if next != Some(at) {
-                starts.push(at);
-            }
-            next = Some(at + chunk.len());
-            if let Some(hold) = hold.as_deref_mut() {
-                hold.push(chunk);
-            }
-        }
-        starts
-    }
-
-    #[test]
-    fn a_region_is_read_into_again_once_nothing_holds_it_and_not_before() {
-        let mut buf = BytesMut::new();
-        // 40 reads of 16 KiB span three 256 KiB regions (a region is left with less
-        // than 32 KiB to spare).
-        let mut source = Endless {
-            per_read: 16 * 1024,
-            fill: 1,
-        };
-        let mut held = Vec::new();
-        let first = region_starts(&mut source, &mut buf, Some(&mut held));
-        assert_eq!(first.len(), 3, "{first:x?}");
-        // Every piece still held: each region is a new allocation. (The first start
-        // is where the last region left off.)
-        let again = region_starts(&mut source, &mut buf, Some(&mut held));
-        assert_eq!(again.len(), 4, "{again:x?}");
-        assert!(
-            again[1..].iter().all(|r| !first.contains(r)),
-            "{first:x?} {again:x?}"
-        );
-        // Nothing held any more: every switch starts over in the same region.
-        held.clear();
-        let base = *again.last().unwrap();
-        source.fill = 2;
-        let reused = region_starts(&mut source, &mut buf, None);
-        assert_eq!(reused.len(), 3, "{reused:x?}");
-        assert!(
-            reused[1..].iter().all(|&r| r == base),
-            "{base:x} {reused:x?}"
-        );
     }
 }

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod driver;
 pub mod intercept;
 pub mod proxy;
+mod read_region;
 pub mod rt;
 pub mod server;
 #[cfg(feature = "tls")]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
 use grpc_sansio::grpc::code::Code;
@@ -22,7 +22,8 @@ use grpc_sansio::grpc::transport::{
 use grpc_sansio::h2::{Config, EnforcementPolicy, ServerKeepaliveConfig, Transmit};
 
 use crate::codec::Codec;
-use crate::driver::{read_chunk, write_chunks};
+use crate::driver::write_chunks;
+use crate::read_region::ReadRegion;
 use crate::rt::{BoxFuture, Io, Runtime, Signal, Task, Watch, timeout, yield_now};
 
 /// A request of a unary handler.
@@ -692,7 +693,7 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
     let (mut reader, writer) = io.split();
     let writer = Task::spawn(&conn.rt, server_write_loop(Arc::downgrade(&conn), writer));
     let timer = Task::spawn(&conn.rt, server_timer_loop(Arc::downgrade(&conn)));
-    let mut buf = BytesMut::new();
+    let mut region = ReadRegion::default();
     loop {
         loop {
             let (wants, closed) = {
@@ -707,7 +708,7 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
         if conn.lock().transport.is_closed() {
             break;
         }
-        match read_chunk(&mut reader, &mut buf).await {
+        match region.read(&mut reader).await {
             Ok(data) if !data.is_empty() => {
                 let now = conn.now();
                 conn.with_from(Origin::Reader, |st| st.transport.recv(data, now));
@@ -720,7 +721,7 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
         // A read that filled the region left more in the socket: let the handlers it
         // woke take their messages first, or the reader runs ahead of them by the
         // whole flow-control window, all of it held in memory.
-        if buf.is_empty() {
+        if region.filled() {
             conn.rt.yield_now().await;
         }
     }
