@@ -30,9 +30,9 @@ pub struct Payload {
     /// A [`PayloadType`].
     #[prost(enumeration = "PayloadType", tag = "1")]
     pub r#type: i32,
-    /// The bytes.
-    #[prost(bytes = "vec", tag = "2")]
-    pub body: Vec<u8>,
+    /// The bytes: shared, so payloads are built and decoded without copies.
+    #[prost(bytes = "bytes", tag = "2")]
+    pub body: bytes::Bytes,
 }
 
 /// `grpc.testing.EchoStatus`: the status a client asks the server to end with.
@@ -163,11 +163,25 @@ pub struct StreamingOutputCallResponse {
     pub payload: Option<Payload>,
 }
 
-/// A payload of `size` zero bytes (what the test cases send and expect).
+/// Payloads up to this size are slices of one shared run of zeros.
+const SHARED_ZEROS: usize = 1 << 20;
+
+/// A payload of `size` zero bytes (what the test cases send and expect). Up to 1 MiB
+/// it borrows from zeros allocated once per process: a server streaming large
+/// messages then spends its time on gRPC, not on faulting in a fresh megabyte of
+/// zeros for every message.
 pub fn zero_payload(size: usize) -> Payload {
+    static ZEROS: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let body = if size <= SHARED_ZEROS {
+        ZEROS
+            .get_or_init(|| bytes::Bytes::from(vec![0; SHARED_ZEROS]))
+            .slice(..size)
+    } else {
+        bytes::Bytes::from(vec![0; size])
+    };
     Payload {
         r#type: PayloadType::Compressable as i32,
-        body: vec![0; size],
+        body,
     }
 }
 
