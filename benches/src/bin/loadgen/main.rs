@@ -43,7 +43,8 @@ fn usage() -> ! {
         "usage: loadgen [--seconds N] [--runs R] [--quick]\n\
          \x20      loadgen serve --impl ours|tonic|raw\n\
          \x20      loadgen client --impl ours|ours-async-std|tonic|h2load|raw --port P --figure \
-         unary|sstream|cstream|pingpong|idle [--conc C] [--size S] [--seconds N]\n\
+         unary|sstream|cstream|pingpong|idle [--conc C] [--size S] [--seconds N] \
+         [--server-pid PID]\n\
          \x20      (raw: the raw-TCP ceilings, pingpong and sstream only)"
     );
     std::process::exit(2)
@@ -521,8 +522,10 @@ fn client(args: &[String]) {
     let conc: usize = num(args, "--conc", 1);
     let size: usize = num(args, "--size", 16);
     let seconds: f64 = num(args, "--seconds", 10.0);
+    // The server's CPU over the same window, when the orchestrator says which process.
+    let server = flag(args, "--server-pid").map(str::to_owned);
     if which == "h2load" {
-        return h2load_client(port, conc, size, seconds);
+        return h2load_client(port, conc, size, seconds, server);
     }
     if which == "raw" {
         println!("RESULT {}", raw::client(port, figure, seconds));
@@ -542,9 +545,11 @@ fn client(args: &[String]) {
     }
     let line = match which.as_str() {
         "ours-async-std" => async_std::task::block_on(measure::<AsyncStd>(
-            which, port, figure, conc, size, seconds,
+            which, port, figure, conc, size, seconds, server,
         )),
-        _ => runtime().block_on(measure::<Tokio>(which, port, figure, conc, size, seconds)),
+        _ => runtime().block_on(measure::<Tokio>(
+            which, port, figure, conc, size, seconds, server,
+        )),
     };
     let peak = anon_peak.load(Ordering::Relaxed).max(vm_kib("RssAnon:"));
     let anon_growth = peak.saturating_sub(ANON_BASE.load(Ordering::Relaxed));
@@ -562,6 +567,7 @@ async fn measure<R: Runtime>(
     conc: usize,
     size: usize,
     seconds: f64,
+    server: Option<String>,
 ) -> String {
     let hist = Arc::new(Histogram::new());
     sleep::<R>(Duration::from_millis(50)).await;
@@ -599,12 +605,18 @@ async fn measure<R: Runtime>(
     // Warm up (connection, HPACK tables, allocator), then measure.
     sleep::<R>(Duration::from_secs_f64((seconds * 0.1).clamp(0.2, 1.0))).await;
     let cpu0 = cpu_seconds("self");
+    let server0 = server.as_deref().map(cpu_seconds);
     let t0 = Instant::now();
     recording.store(true, Ordering::Relaxed);
     sleep::<R>(Duration::from_secs_f64(seconds)).await;
     recording.store(false, Ordering::Relaxed);
     let secs = t0.elapsed().as_secs_f64();
     let cpu = cpu_seconds("self") - cpu0;
+    let server_cpu = server
+        .as_deref()
+        .map(cpu_seconds)
+        .zip(server0)
+        .map(|(b, a)| b - a);
     stop.store(true, Ordering::Relaxed);
     let mut bytes = 0;
     for t in tasks {
@@ -614,7 +626,7 @@ async fn measure<R: Runtime>(
     let calls = n.max(1) as f64;
     format!(
         "calls={} secs={secs:.3} qps={:.1} p50_us={} p99_us={} mbps={:.1} \
-         cpu_us_per_call={:.2} cpu_us_per_mb={:.1} cpu_s={cpu:.3} hwm_kib={}",
+         cpu_us_per_call={:.2} cpu_us_per_mb={:.1} cpu_s={cpu:.3} hwm_kib={}{}",
         n,
         n as f64 / secs,
         hist.percentile(0.50),
@@ -623,7 +635,15 @@ async fn measure<R: Runtime>(
         cpu / calls * 1e6,
         cpu / (bytes as f64 / 1e6).max(1e-9) * 1e6,
         vm_kib("VmHWM:"),
+        server_field(server_cpu, n as f64),
     )
+}
+
+/// The ` server_cpu_us_per_call=...` field, when the server's CPU was measured.
+fn server_field(server_cpu: Option<f64>, calls: f64) -> String {
+    server_cpu.map_or(String::new(), |c| {
+        format!(" server_cpu_us_per_call={:.2}", c / calls.max(1.0) * 1e6)
+    })
 }
 
 /// Sleeps on runtime `R`.
@@ -644,7 +664,7 @@ fn spawn<R: Runtime, T: Send + 'static>(
 }
 
 /// The h2load client: `h2load -d BODY ...` for `seconds` against UnaryCall.
-fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64) {
+fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64, server: Option<String>) {
     let body = simple_request(size).encode_to_vec();
     let mut framed = Vec::with_capacity(5 + body.len());
     framed.push(0);
@@ -668,6 +688,14 @@ fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64) {
         .spawn()
         .expect("h2load runs");
     let pid = child.id().to_string();
+    // h2load counts only the calls after its warm-up: so must the CPU times.
+    let at_warm = {
+        let (pid, server) = (pid.clone(), server.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs_f64(warm.ceil()));
+            (cpu_seconds(&pid), server.as_deref().map(cpu_seconds))
+        })
+    };
     let mut out = String::new();
     child
         .stdout
@@ -675,6 +703,7 @@ fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64) {
         .unwrap()
         .read_to_string(&mut out)
         .unwrap();
+    let server_end = server.as_deref().map(cpu_seconds);
     // The exited child stays a zombie until waited for: its CPU times are still there.
     let mut cpu = cpu_seconds(&pid);
     for _ in 0..100 {
@@ -690,6 +719,9 @@ fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64) {
     }
     let _ = child.wait();
     let _ = std::fs::remove_file(&file);
+    let (cpu_warm, server_warm) = at_warm.join().expect("the warm-up sampler");
+    let cpu = cpu - cpu_warm;
+    let server_cpu = server_end.zip(server_warm).map(|(b, a)| b - a);
     // "finished in 10.00s, 81088.30 req/s, ..." and "requests: N total, ... M succeeded".
     let qps = out
         .lines()
@@ -709,8 +741,9 @@ fn h2load_client(port: u16, conc: usize, size: usize, seconds: f64) {
         eprintln!("h2load output:\n{out}");
     }
     println!(
-        "RESULT calls={ok} qps={qps:.1} cpu_us_per_call={:.2} cpu_s={cpu:.3}",
-        cpu / ok.max(1.0) * 1e6
+        "RESULT calls={ok} qps={qps:.1} cpu_us_per_call={:.2} cpu_s={cpu:.3}{}",
+        cpu / ok.max(1.0) * 1e6,
+        server_field(server_cpu, ok),
     );
 }
 
@@ -859,7 +892,15 @@ fn start_server(pin: &Pinning, which: &str) -> ServerProc {
 /// key → value of a RESULT line.
 type Sample = Vec<(String, f64)>;
 
-fn run_client(pin: &Pinning, which: &str, port: u16, spec: &Spec, seconds: f64) -> Option<Sample> {
+fn run_client(
+    pin: &Pinning,
+    which: &str,
+    srv: &ServerProc,
+    spec: &Spec,
+    seconds: f64,
+) -> Option<Sample> {
+    let port = srv.port;
+    let server_pid = srv.child.id().to_string();
     let args: Vec<String> = [
         "client",
         "--impl",
@@ -874,6 +915,8 @@ fn run_client(pin: &Pinning, which: &str, port: u16, spec: &Spec, seconds: f64) 
         &spec.size.to_string(),
         "--seconds",
         &seconds.to_string(),
+        "--server-pid",
+        &server_pid,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -949,7 +992,7 @@ fn orchestrate(args: &[String]) {
                     clients.push("h2load");
                 }
                 for client in clients {
-                    if let Some(s) = run_client(&pin, client, srv.port, spec, seconds) {
+                    if let Some(s) = run_client(&pin, client, &srv, spec, seconds) {
                         results
                             .entry((server.into(), i, client.into()))
                             .or_default()
@@ -962,7 +1005,7 @@ fn orchestrate(args: &[String]) {
             eprintln!("run {}/{runs}: raw TCP ceilings", run + 1);
             for (i, spec) in specs.iter().enumerate() {
                 if has_ceiling(spec)
-                    && let Some(s) = run_client(&pin, "raw", srv.port, spec, seconds)
+                    && let Some(s) = run_client(&pin, "raw", &srv, spec, seconds)
                 {
                     results
                         .entry(("raw".into(), i, "raw".into()))
@@ -990,8 +1033,54 @@ fn orchestrate(args: &[String]) {
     for server in ["tonic", "ours"] {
         print_table(server, &specs, &results, h2load);
     }
+    if h2load {
+        print_servers(&specs, &results);
+    }
     if ceilings {
         print_ceilings(&specs, &results);
+    }
+}
+
+/// The two servers driven by the same client, h2load: QPS and the server's CPU per
+/// call, ours / tonic's.
+fn print_servers(specs: &[Spec], results: &Results) {
+    println!();
+    println!("### the servers under h2load: median (min–max)");
+    println!();
+    println!("| figure | ours | tonic | ours/tonic | better |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (i, spec) in specs.iter().enumerate() {
+        if spec.figure != Figure::Unary {
+            continue;
+        }
+        for (what, key, higher_better) in [
+            ("QPS", "qps", true),
+            ("server CPU µs/call", "server_cpu_us_per_call", false),
+        ] {
+            let values = |server: &str| -> Option<(f64, f64, f64)> {
+                stats(
+                    results
+                        .get(&(server.to_owned(), i, "h2load".to_owned()))
+                        .map_or(vec![], |v| v.iter().filter_map(|s| get(s, key)).collect()),
+                )
+            };
+            let (ours, theirs) = (values("ours"), values("tonic"));
+            let ratio = match (ours, theirs) {
+                (Some((_, a, _)), Some((_, b, _))) if b != 0.0 => {
+                    let r = a / b;
+                    let win = if higher_better { r > 1.0 } else { r < 1.0 };
+                    format!("{r:.2}{}", if win { "" } else { " (we lose)" })
+                }
+                _ => "—".into(),
+            };
+            println!(
+                "| {}: {what} | {} | {} | {ratio} | {} |",
+                spec.label(),
+                fmt_stats(ours),
+                fmt_stats(theirs),
+                if higher_better { "higher" } else { "lower" },
+            );
+        }
     }
 }
 
@@ -1137,6 +1226,13 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
                     format!("{l}: client CPU µs/call"),
                     i,
                     "cpu_us_per_call",
+                    1.0,
+                    false,
+                );
+                row(
+                    format!("{l}: server CPU µs/call"),
+                    i,
+                    "server_cpu_us_per_call",
                     1.0,
                     false,
                 );
