@@ -996,3 +996,84 @@ fn request_read_opens_the_window_for_a_message_larger_than_it() {
         Err(grpc_sansio::h2::CommandError::UnknownStream)
     );
 }
+
+// ----- frame size -----
+
+/// A DATA frame of `len` bytes on stream 1, as raw wire bytes.
+fn data_frame_bytes(len: usize) -> Vec<u8> {
+    let mut b = vec![
+        (len >> 16) as u8,
+        (len >> 8) as u8,
+        len as u8,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1,
+    ];
+    b.resize(9 + len, 7);
+    b
+}
+
+/// Windows large enough that only the frame size can refuse a frame.
+fn wide_client() -> Config {
+    Config {
+        initial_stream_window: 1 << 20,
+        initial_connection_window: 1 << 20,
+        ..fixed_client()
+    }
+}
+
+#[test]
+fn a_connection_announces_64_kib_frames_and_takes_them_once_acknowledged() {
+    let mut s = Scripted::raw(Role::Client, wide_client());
+    s.send(Frame::Settings(Settings::default()));
+    let ours = s
+        .written()
+        .into_iter()
+        .find_map(|f| match f {
+            Frame::Settings(st) if !st.ack => Some(st),
+            _ => None,
+        })
+        .expect("our SETTINGS");
+    assert_eq!(ours.max_frame_size, Some(64 * 1024));
+    s.send(Frame::Settings(Settings::ack()));
+    s.conn.open_stream(req_headers(), true).unwrap();
+    s.written();
+    let response = s.headers(1, RESPONSE, false);
+    s.send(response);
+    s.written();
+    s.events();
+    s.send_bytes(&data_frame_bytes(64 * 1024));
+    let events = s.events();
+    assert!(
+        matches!(events.as_slice(), [Event::Data { data, .. }] if data.len() == 64 * 1024),
+        "{events:?}"
+    );
+    assert!(goaway_of(&s.written()).is_none());
+    // One byte more is a connection error (RFC 9113 §4.2).
+    s.send_bytes(&data_frame_bytes(64 * 1024 + 1));
+    assert_eq!(
+        goaway_of(&s.written()).map(|g| g.error_code),
+        Some(ErrorCode::FrameSizeError)
+    );
+}
+
+#[test]
+fn until_our_settings_are_acknowledged_the_limit_is_16_kib() {
+    let mut s = Scripted::raw(Role::Client, wide_client());
+    s.send(Frame::Settings(Settings::default()));
+    s.conn.open_stream(req_headers(), true).unwrap();
+    s.written();
+    let response = s.headers(1, RESPONSE, false);
+    s.send(response);
+    s.written();
+    s.events();
+    // The peer may not have seen our SETTINGS yet (RFC 9113 §6.5.3).
+    s.send_bytes(&data_frame_bytes(16 * 1024 + 1));
+    assert_eq!(
+        goaway_of(&s.written()).map(|g| g.error_code),
+        Some(ErrorCode::FrameSizeError)
+    );
+}

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::keepalive::{ClientKeepaliveConfig, EnforcementPolicy, ServerKeepaliveConfig};
-use crate::frame::{DEFAULT_INITIAL_WINDOW_SIZE, DEFAULT_MAX_FRAME_SIZE};
+use crate::frame::DEFAULT_INITIAL_WINDOW_SIZE;
 use crate::hpack::DEFAULT_ENCODER_TABLE_CAP;
 
 /// Which end of the connection this is.
@@ -19,6 +19,15 @@ pub enum Role {
 /// gRPC's C core does. gRPC metadata is small; a larger list is a mistake or an attack,
 /// and every byte of it is held in memory while the block is decoded.
 pub const DEFAULT_MAX_HEADER_LIST_SIZE: u32 = 16 * 1024;
+
+/// Largest frame payload we accept by default (SETTINGS_MAX_FRAME_SIZE): 64 KiB, four
+/// times the RFC's initial 16 KiB, which grpc-go and h2 keep. A sender splits large
+/// messages into frames of this size, and each frame costs it (and us) a pass through
+/// the framing code and the flow-control bookkeeping: with tonic's server streaming
+/// 1 MiB messages, 64 KiB frames halved its CPU per megabyte and nearly doubled the
+/// throughput our client received. A frame is buffered whole before it is decoded, so
+/// this is also the most a partial frame holds; larger frames bought nothing more.
+pub(crate) const DEFAULT_RECEIVE_MAX_FRAME_SIZE: u32 = 64 * 1024;
 
 /// How many streams a server lets a client open at once by default. grpc-go's default is
 /// unlimited, which is what made it fall to the rapid-reset attack; 100 is the RFC's
@@ -126,7 +135,7 @@ impl Config {
             initial_stream_window: DEFAULT_INITIAL_WINDOW_SIZE,
             initial_connection_window: DEFAULT_INITIAL_WINDOW_SIZE,
             dynamic_window: true,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_frame_size: DEFAULT_RECEIVE_MAX_FRAME_SIZE,
             max_header_list_size: DEFAULT_MAX_HEADER_LIST_SIZE,
             header_table_size: DEFAULT_ENCODER_TABLE_CAP as u32,
             max_concurrent_streams: None,
