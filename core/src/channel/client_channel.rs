@@ -243,7 +243,10 @@ enum Binding {
 struct Call {
     /// What the application asked for.
     options: CallOptions,
-    path: String,
+    /// The method path, moved out of the options (a `String`, so valid UTF-8) into a
+    /// `Bytes` the request headers share.
+    path: Bytes,
+    /// The metadata, moved out of the options.
     metadata: Metadata,
     /// Built once the service config is known (the method config may set the
     /// deadline); `None` until then.
@@ -676,7 +679,7 @@ impl Channel {
     /// from [`poll_call`](Self::poll_call) (UNAVAILABLE when no subchannel is usable
     /// and it is not wait-for-ready, CANCELLED after shutdown, INTERNAL for invalid
     /// metadata or path). Messages may be sent at once; they wait with the call.
-    pub fn start_call(&mut self, options: CallOptions, now: Instant) -> ChannelCallId {
+    pub fn start_call(&mut self, mut options: CallOptions, now: Instant) -> ChannelCallId {
         self.core.now = self.core.now.max(now);
         self.core.next_call += 1;
         let id = self.core.next_call;
@@ -684,8 +687,8 @@ impl Channel {
         self.core.calls.insert(
             id,
             Call {
-                path: options.path.clone(),
-                metadata: options.metadata.clone(),
+                path: Bytes::from(std::mem::take(&mut options.path)),
+                metadata: std::mem::take(&mut options.metadata),
                 headers: None,
                 limits: self.core.config.limits,
                 deadline,
@@ -1093,7 +1096,7 @@ impl Channel {
             return;
         };
         let info = PickInfo {
-            path: &call.path,
+            path: path_str(&call.path),
             metadata: &call.metadata,
         };
         let result = core.picker.pick(&info);
@@ -1317,7 +1320,12 @@ impl Channel {
                 core.fail_local(cid.0, Status::deadline_exceeded("deadline exceeded"));
                 return;
             }
-            core.trace(None, TraceKind::TransparentRetry { path });
+            core.trace(
+                None,
+                TraceKind::TransparentRetry {
+                    path: path_str(&path).to_owned(),
+                },
+            );
             self.pick(cid.0);
             return;
         }
@@ -1388,7 +1396,7 @@ impl Core {
     /// is over the method's request limit).
     fn apply_method_config(&mut self, id: u64) -> bool {
         let method = match self.calls.get(&id) {
-            Some(call) => self.method_config(&call.path),
+            Some(call) => self.method_config(path_str(&call.path)),
             None => return false,
         };
         let now = self.now;
@@ -1417,7 +1425,7 @@ impl Core {
         let mut headers = RequestHeaders::new(
             self.config.scheme,
             self.authority_header.clone(),
-            Bytes::from(call.path.clone()),
+            call.path.clone(),
         )
         .encoding(call.options.encoding)
         .metadata(call.metadata.clone());
@@ -1715,4 +1723,9 @@ fn find_builder(
         return Arc::new(super::round_robin::round_robin_builder());
     }
     Arc::new(PickFirstBuilder)
+}
+
+/// A call's path as text: it was a `String` before it became `Bytes`.
+fn path_str(path: &Bytes) -> &str {
+    std::str::from_utf8(path).unwrap_or_default()
 }

@@ -137,7 +137,12 @@ pub struct Connection {
     ready: VecDeque<StreamId>,
     /// Streams with DATA waiting only for connection window.
     conn_blocked: VecDeque<StreamId>,
+    /// Frame heads and small frames of the batch being built; the chunks handed out
+    /// are split off it.
     out: BytesMut,
+    /// Bytes split off `out` since the burst began: above [`WRITE_BUFFER_RESERVE`] the
+    /// buffer may have grown, and is not kept once the connection is idle.
+    out_burst: usize,
     block_scratch: BytesMut,
 
     // Our settings.
@@ -241,6 +246,7 @@ impl Connection {
             ready: VecDeque::new(),
             conn_blocked: VecDeque::new(),
             out: BytesMut::new(),
+            out_burst: 0,
             block_scratch: BytesMut::new(),
             settings_inflight: VecDeque::new(),
             settings_written: false,
@@ -846,11 +852,18 @@ impl Connection {
             }
         }
         if !self.out.is_empty() {
+            self.out_burst += self.out.len();
             out.push(self.out.split().freeze());
         }
         if out.len() == start {
-            // Idle: give the write buffer back rather than hold it between bursts.
-            self.out = BytesMut::new();
+            // Idle. A buffer that stayed at its first reserve is kept: once the writer
+            // has dropped the batch, the next burst's `reserve` takes it back in place,
+            // rather than allocating (and sharing) a fresh one per burst, two
+            // allocations per unary call. One that grew is given back.
+            if self.out_burst > WRITE_BUFFER_RESERVE {
+                self.out = BytesMut::new();
+            }
+            self.out_burst = 0;
         }
         // Frames held back while replies were queued can be read now.
         if self.closed.is_none()
