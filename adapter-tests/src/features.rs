@@ -135,7 +135,32 @@ pub async fn bearer_tokens_need_tls_unless_allowed<R: TestRuntime>() {
     );
 }
 
+/// Messages [`CountingCodec`] has encoded (this binary's one back-pressure test is
+/// its only user).
+static ENCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// [`BytesCodec`] that counts what it encodes.
+#[derive(Clone, Copy, Debug, Default)]
+struct CountingCodec;
+
+impl grpc_sansio_runtime::Codec for CountingCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+
+    fn encode(&self, message: Bytes) -> Result<Bytes, Status> {
+        ENCODED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(message)
+    }
+
+    fn decode(&self, bytes: Bytes) -> Result<Bytes, Status> {
+        Ok(bytes)
+    }
+}
+
 /// Instantiated per runtime by [`suite!`](crate::suite).
+///
+/// Also: a send that waits has not encoded its message yet, so a waiting sender holds
+/// no encoded message beside those queued.
 pub async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory<R: TestRuntime>() {
     let server = Server::<R>::builder()
         .streaming::<BytesCodec, _, _>(
@@ -149,14 +174,18 @@ pub async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory<R: Te
     let target = start(server).await;
     let channel = Channel::<R>::builder(target).connect().await.unwrap();
     let (mut tx, _rx) = channel
-        .bidi_streaming::<BytesCodec>("/t.S/Sink", CallOptions::new())
+        .bidi_streaming::<CountingCodec>("/t.S/Sink", CallOptions::new())
         .await
         .unwrap();
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
     let mut sent = 0usize;
+    let mut accepted = 0;
     loop {
         match timeout::<R, _>(Duration::from_millis(500), tx.send(chunk.clone())).await {
-            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Ok(())) => {
+                sent += chunk.len();
+                accepted += 1;
+            }
             Ok(Err(e)) => panic!("send failed: {e:?}"),
             Err(_) => break, // send waits: back-pressure
         }
@@ -172,6 +201,11 @@ pub async fn a_server_that_never_reads_makes_send_wait_with_bounded_memory<R: Te
         "accepted {sent} bytes before waiting"
     );
     assert!(sent >= 64 * 1024, "sent at least one message");
+    assert_eq!(
+        ENCODED.load(std::sync::atomic::Ordering::Relaxed),
+        accepted,
+        "the send that waited encoded its message"
+    );
 }
 
 /// Instantiated per runtime by [`suite!`](crate::suite).

@@ -554,6 +554,13 @@ impl<R: Runtime> Channel<R> {
         let mut call = self.start(path, CallKind::ClientStreaming, options).await?;
         let mut requests = std::pin::pin!(requests);
         while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
+            // Encode only once the call can take the message: a message encoded
+            // early would wait, in memory, beside the ones still queued.
+            match call.writable().await {
+                Ok(()) => {}
+                Err(status) if status == call_ended() => break,
+                Err(status) => return Err(status),
+            }
             let bytes = codec.encode(request)?;
             match call.send(bytes, false).await {
                 Ok(()) => {}
@@ -625,9 +632,10 @@ struct RawCall<R: Runtime> {
 
 impl<R: Runtime> RawCall<R> {
     /// Queues one message, waiting for send-buffer room first.
-    async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
+    /// Waits until the call can take a message (its send buffer has room), or fails
+    /// with [`call_ended`] once it cannot take any more.
+    async fn writable(&mut self) -> Result<(), Status> {
         let id = self.id;
-        let mut message = Some(message);
         poll_fn(|cx| {
             self.shared.with(|st| {
                 if !st.core.can_send(id) {
@@ -637,11 +645,23 @@ impl<R: Runtime> RawCall<R> {
                     Shared::<R>::wait_write(st, id, cx.waker());
                     return Poll::Pending;
                 }
-                let m = message.take().unwrap_or_default();
-                Poll::Ready(st.core.send_message(id, m, last).map_err(|e| e.to_status()))
+                Poll::Ready(Ok(()))
             })
         })
         .await
+    }
+
+    async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
+        self.writable().await?;
+        let id = self.id;
+        self.shared.with(|st| {
+            if !st.core.can_send(id) {
+                return Err(call_ended());
+            }
+            st.core
+                .send_message(id, message, last)
+                .map_err(|e| e.to_status())
+        })
     }
 
     /// [`send`](Self::send), where a call that has already ended is not an error (its
@@ -767,6 +787,8 @@ impl<C: Codec, R: Runtime> Sender<C, R> {
     /// Sends one request, waiting while the send buffer is full. Fails once the call
     /// has ended (its status comes from the response stream).
     pub async fn send(&mut self, message: C::Encode) -> Result<(), Status> {
+        // Encoded only once the call can take it (see `client_streaming`).
+        self.call.writable().await?;
         let bytes = self.codec.encode(message)?;
         self.call.send(bytes, false).await
     }
