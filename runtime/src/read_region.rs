@@ -32,8 +32,9 @@ pub(crate) struct ReadRegion {
 }
 
 impl ReadRegion {
-    /// The smallest region.
-    pub(crate) const MIN: usize = 16 * 1024;
+    /// The smallest region: a page. It is zeroed, so resident, as soon as it is
+    /// taken; an idle connection should not hold more than a page of it.
+    pub(crate) const MIN: usize = 4 * 1024;
     /// The largest region.
     pub(crate) const MAX: usize = 256 * 1024;
 
@@ -149,13 +150,13 @@ mod tests {
     #[test]
     fn a_region_is_read_into_again_once_nothing_holds_it_and_not_before() {
         let mut region = ReadRegion::default();
-        // Reads of 64 KiB grow the regions to 256 KiB, four reads each: 16 KiB, 64
-        // KiB, then a 256 KiB region read to its end.
+        // Reads of 64 KiB grow the regions to 256 KiB, four reads each: 4 KiB, 16
+        // KiB, 64 KiB, then a 256 KiB region read to its end.
         let mut source = Endless {
             per_read: 64 * 1024,
             fill: 1,
         };
-        region_starts(&mut source, &mut region, 6, None);
+        region_starts(&mut source, &mut region, 7, None);
         assert_eq!(region.size(), ReadRegion::MAX);
         let mut held = Vec::new();
         let first = region_starts(&mut source, &mut region, 12, Some(&mut held));
@@ -196,17 +197,10 @@ mod tests {
         }
         assert_eq!(
             sizes,
-            [
-                16 << 10,
-                64 << 10,
-                256 << 10,
-                256 << 10,
-                256 << 10,
-                256 << 10
-            ]
+            [4 << 10, 16 << 10, 64 << 10, 256 << 10, 256 << 10, 256 << 10]
         );
-        // Reads of 1 KiB (small calls): the next region is MIN, and stays there.
-        source.per_read = 1024;
+        // Reads of about 1 KB (small calls): the next region is MIN, and stays there.
+        source.per_read = 1000;
         let mut seen = Vec::new();
         for _ in 0..600 {
             block_on(region.read(&mut source)).unwrap();
@@ -214,10 +208,10 @@ mod tests {
             seen.push(region.size());
         }
         assert_eq!(*seen.last().unwrap(), ReadRegion::MIN);
-        assert!(seen.iter().filter(|&&s| s == ReadRegion::MAX).count() <= 256);
-        // A read of 8 KiB in a 16 KiB region: the next one is 32 KiB.
+        assert!(seen.iter().filter(|&&s| s == ReadRegion::MAX).count() <= 263);
+        // Reads of 8 KiB: the regions settle at four of them, 32 KiB.
         source.per_read = 8 * 1024;
-        for _ in 0..4 {
+        for _ in 0..8 {
             block_on(region.read(&mut source)).unwrap();
         }
         assert_eq!(region.size(), 32 << 10);
