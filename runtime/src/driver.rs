@@ -613,16 +613,10 @@ mod tests {
 
     use super::*;
 
-    /// Polls `f` to completion on this thread (the sinks here are always ready).
-    fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-                return out;
-            }
-        }
+    /// The output of a future that must complete on its first poll: the sources and
+    /// sinks here are always ready.
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        futures_util::FutureExt::now_or_never(f).expect("an always-ready future")
     }
 
     /// A sink taking at most `per_call` bytes per write, recording how many writes.
@@ -685,7 +679,7 @@ mod tests {
                 per_call,
                 writes: 0,
             };
-            futures_executor_block_on(write_chunks(&mut sink, &chunks)).unwrap();
+            ready(write_chunks(&mut sink, &chunks)).unwrap();
             assert_eq!(sink.got, expected, "{per_call} bytes per write");
             if per_call == usize::MAX {
                 // 150 chunks in batches of at most 64 slices.
@@ -701,8 +695,7 @@ mod tests {
             per_call: 0,
             writes: 0,
         };
-        let err = futures_executor_block_on(write_chunks(&mut sink, &[Bytes::from_static(b"x")]))
-            .unwrap_err();
+        let err = ready(write_chunks(&mut sink, &[Bytes::from_static(b"x")])).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WriteZero);
     }
 }

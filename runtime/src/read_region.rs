@@ -91,16 +91,10 @@ mod tests {
 
     use super::*;
 
-    /// Polls `f` to completion on this thread (the sources here are always ready).
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut f = std::pin::pin!(f);
-        loop {
-            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-                return out;
-            }
-        }
+    /// The output of a future that must complete on its first poll: the sources and
+    /// sinks here are always ready.
+    fn ready<F: std::future::Future>(f: F) -> F::Output {
+        futures_util::FutureExt::now_or_never(f).expect("an always-ready future")
     }
 
     /// A source that always has `per_read` bytes of `fill`.
@@ -132,7 +126,7 @@ mod tests {
         let mut starts = Vec::new();
         let mut next = None;
         for _ in 0..reads {
-            let chunk = block_on(region.read(source)).unwrap();
+            let chunk = ready(region.read(source)).unwrap();
             assert!(chunk.len() <= source.per_read);
             assert!(chunk.iter().all(|&b| b == source.fill));
             let at = chunk.as_ptr() as usize;
@@ -190,7 +184,7 @@ mod tests {
         // and the next is four times larger, up to MAX.
         let mut sizes = Vec::new();
         for _ in 0..6 {
-            let chunk = block_on(region.read(&mut source)).unwrap();
+            let chunk = ready(region.read(&mut source)).unwrap();
             assert!(region.filled());
             assert_eq!(chunk.len(), region.size());
             sizes.push(region.size());
@@ -203,7 +197,7 @@ mod tests {
         source.per_read = 1000;
         let mut seen = Vec::new();
         for _ in 0..600 {
-            block_on(region.read(&mut source)).unwrap();
+            ready(region.read(&mut source)).unwrap();
             assert!(!region.filled());
             seen.push(region.size());
         }
@@ -212,7 +206,7 @@ mod tests {
         // Reads of 8 KiB: the regions settle at four of them, 32 KiB.
         source.per_read = 8 * 1024;
         for _ in 0..8 {
-            block_on(region.read(&mut source)).unwrap();
+            ready(region.read(&mut source)).unwrap();
         }
         assert_eq!(region.size(), 32 << 10);
     }

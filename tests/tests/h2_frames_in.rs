@@ -1025,6 +1025,17 @@ fn wide_client() -> Config {
     }
 }
 
+/// Opens stream 1 and takes the peer's response headers on it, leaving nothing
+/// written or reported.
+fn open_stream_1(s: &mut Scripted) {
+    s.conn.open_stream(req_headers(), true).unwrap();
+    s.written();
+    let response = s.headers(1, RESPONSE, false);
+    s.send(response);
+    s.written();
+    s.events();
+}
+
 #[test]
 fn a_connection_announces_64_kib_frames_and_takes_them_once_acknowledged() {
     let mut s = Scripted::raw(Role::Client, wide_client());
@@ -1039,12 +1050,7 @@ fn a_connection_announces_64_kib_frames_and_takes_them_once_acknowledged() {
         .expect("our SETTINGS");
     assert_eq!(ours.max_frame_size, Some(64 * 1024));
     s.send(Frame::Settings(Settings::ack()));
-    s.conn.open_stream(req_headers(), true).unwrap();
-    s.written();
-    let response = s.headers(1, RESPONSE, false);
-    s.send(response);
-    s.written();
-    s.events();
+    open_stream_1(&mut s);
     s.send_bytes(&data_frame_bytes(64 * 1024));
     let events = s.events();
     assert!(
@@ -1064,12 +1070,7 @@ fn a_connection_announces_64_kib_frames_and_takes_them_once_acknowledged() {
 fn until_our_settings_are_acknowledged_the_limit_is_16_kib() {
     let mut s = Scripted::raw(Role::Client, wide_client());
     s.send(Frame::Settings(Settings::default()));
-    s.conn.open_stream(req_headers(), true).unwrap();
-    s.written();
-    let response = s.headers(1, RESPONSE, false);
-    s.send(response);
-    s.written();
-    s.events();
+    open_stream_1(&mut s);
     // The peer may not have seen our SETTINGS yet (RFC 9113 §6.5.3).
     s.send_bytes(&data_frame_bytes(16 * 1024 + 1));
     assert_eq!(
