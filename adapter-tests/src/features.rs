@@ -354,3 +354,90 @@ pub async fn handlers_that_never_look_at_their_call_stop_when_the_connection_clo
     );
     assert_eq!(server.connection_count(), 0);
 }
+
+/// Instantiated per runtime by [`suite!`](crate::suite).
+///
+/// A unary call takes its request, response and status in as few trips through the
+/// channel as it can; the unusual endings must still come out right: a request over the
+/// send limit, a handler that answers twice or not at all, an error status. Each is
+/// seen by the interceptors, and the channel serves the next call.
+pub async fn unary_calls_end_right_when_the_response_is_not_one_message<R: TestRuntime>() {
+    let server = Server::<R>::builder()
+        .unary::<BytesCodec, _, _>("/t.S/Echo", |req: Request<Bytes>| async move {
+            Ok(Reply::new(req.message))
+        })
+        .streaming::<BytesCodec, _, _>(
+            "/t.S/Twice",
+            |_in: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
+                out.send(Bytes::from_static(b"one")).await?;
+                out.send(Bytes::from_static(b"two")).await?;
+                Ok(())
+            },
+        )
+        .streaming::<BytesCodec, _, _>(
+            "/t.S/Never",
+            |_in: Incoming<BytesCodec, R>, _out: Outgoing<BytesCodec, R>| async move { Ok(()) },
+        )
+        .streaming::<BytesCodec, _, _>(
+            "/t.S/Fail",
+            |_in: Incoming<BytesCodec, R>, mut out: Outgoing<BytesCodec, R>| async move {
+                out.send(Bytes::from_static(b"partial")).await?;
+                Err(Status::new(Code::Aborted, "changed its mind"))
+            },
+        )
+        .build();
+    let target = start(server).await;
+    let recorder = Arc::new(Recorder::default());
+    let channel = Channel::<R>::builder(target)
+        .interceptor(recorder.clone())
+        .message_limits(1024, 4 * 1024 * 1024)
+        .connect()
+        .await
+        .unwrap();
+    let call = |path: &'static str, len: usize| {
+        let channel = channel.clone();
+        async move {
+            channel
+                .unary::<BytesCodec>(path, Bytes::from(vec![1u8; len]), CallOptions::new())
+                .await
+        }
+    };
+
+    let too_large = call("/t.S/Echo", 2048).await.unwrap_err();
+    assert_eq!(too_large.code, Code::ResourceExhausted, "{too_large:?}");
+    let twice = call("/t.S/Twice", 3).await.unwrap_err();
+    assert_eq!(twice.code, Code::Internal, "{twice:?}");
+    assert!(twice.message.contains("got more"), "{twice:?}");
+    let never = call("/t.S/Never", 3).await.unwrap_err();
+    assert_eq!(never.code, Code::Internal, "{never:?}");
+    assert!(never.message.contains("got none"), "{never:?}");
+    let fail = call("/t.S/Fail", 3).await.unwrap_err();
+    assert_eq!(
+        (fail.code, fail.message.as_str()),
+        (Code::Aborted, "changed its mind")
+    );
+    let ok = call("/t.S/Echo", 1024).await.unwrap();
+    assert_eq!(ok.message.len(), 1024);
+
+    let seen: Vec<(String, Code)> = recorder
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(path, _, code)| (path.clone(), *code))
+        .collect();
+    let seen: Vec<(&str, Code)> = seen.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    assert_eq!(
+        seen,
+        [
+            // Refused before it was sent: the call was dropped.
+            ("/t.S/Echo", Code::Cancelled),
+            // The surplus message cancels the call.
+            ("/t.S/Twice", Code::Cancelled),
+            // The status itself was OK; the missing message is the caller's error.
+            ("/t.S/Never", Code::Ok),
+            ("/t.S/Fail", Code::Aborted),
+            ("/t.S/Echo", Code::Ok),
+        ]
+    );
+}

@@ -175,6 +175,7 @@ macro_rules! suite {
             features::a_user_balancer_chosen_by_the_service_config_routes_the_calls,
             features::handlers_that_never_look_at_their_call_stop_when_the_connection_closes,
             features::channels_and_servers_move_between_threads,
+            features::unary_calls_end_right_when_the_response_is_not_one_message,
             tls::unary_over_tls,
             tls::ca_from_file_and_authority_host,
             tls::alpn_h2_required,

@@ -458,6 +458,7 @@ impl<R: Runtime> Channel<R> {
         path: &str,
         kind: CallKind,
         mut options: CallOptions,
+        only: Option<Bytes>,
     ) -> Result<RawCall<R>, Status> {
         for i in &self.inner.interceptors {
             let mut info = CallInfo {
@@ -484,7 +485,12 @@ impl<R: Runtime> Channel<R> {
                 }
             }
         }
-        Ok(self.start_now(path, kind, options))
+        let (mut call, only) = self.start_now(path, kind, options, only)?;
+        // Sent with the start unless the call could not take it then.
+        if let Some(message) = only {
+            call.send_or_ended(message, true).await?;
+        }
+        Ok(call)
     }
 
     /// Tells the interceptors how a call ended.
@@ -494,7 +500,15 @@ impl<R: Runtime> Channel<R> {
         }
     }
 
-    fn start_now(&self, path: &str, kind: CallKind, options: CallOptions) -> RawCall<R> {
+    /// Starts the call and, under the same lock, sends `only` as its one and last
+    /// request message if the call can take it now; otherwise hands it back.
+    fn start_now(
+        &self,
+        path: &str,
+        kind: CallKind,
+        options: CallOptions,
+        mut only: Option<Bytes>,
+    ) -> Result<(RawCall<R>, Option<Bytes>), Status> {
         let now = self.shared().now();
         let mut core_options = CoreCallOptions::new(path).metadata(options.metadata);
         if let Some(timeout) = options.timeout
@@ -508,10 +522,22 @@ impl<R: Runtime> Channel<R> {
         if let Some(encoding) = options.compression {
             core_options = core_options.encoding(encoding);
         }
-        let id = self
-            .shared()
-            .with(|st| st.core.start_call(core_options, now));
-        RawCall {
+        let (id, sent) = self.shared().with(|st| {
+            let id = st.core.start_call(core_options, now);
+            let sent = match only.take() {
+                Some(message) if st.core.can_send(id) && st.core.send_capacity(id) > 0 => Some(
+                    st.core
+                        .send_message(id, message, true)
+                        .map_err(|e| e.to_status()),
+                ),
+                other => {
+                    only = other;
+                    None
+                }
+            };
+            (id, sent)
+        });
+        let call = RawCall {
             shared: self.shared().clone(),
             id,
             done: false,
@@ -520,6 +546,11 @@ impl<R: Runtime> Channel<R> {
                 path: path.to_owned(),
                 kind,
             }),
+        };
+        match sent {
+            // Dropping the call forgets it in the core.
+            Some(Err(status)) => Err(status),
+            _ => Ok((call, only)),
         }
     }
 
@@ -532,10 +563,11 @@ impl<R: Runtime> Channel<R> {
     ) -> Result<Response<C::Decode>, Status> {
         let codec = C::default();
         let bytes = codec.encode(request)?;
-        let mut call = self.start(path, CallKind::Unary, options).await?;
         // A call that already ended (no usable connection, say) has its real status
-        // waiting: read it rather than reporting the refused send.
-        call.send_or_ended(bytes, true).await?;
+        // waiting: the response side reads it rather than reporting the refused send.
+        let mut call = self
+            .start(path, CallKind::Unary, options, Some(bytes))
+            .await?;
         call.single_response(&codec).await
     }
 
@@ -551,7 +583,9 @@ impl<R: Runtime> Channel<R> {
         S: Stream<Item = C::Encode> + Send,
     {
         let codec = C::default();
-        let mut call = self.start(path, CallKind::ClientStreaming, options).await?;
+        let mut call = self
+            .start(path, CallKind::ClientStreaming, options, None)
+            .await?;
         let mut requests = std::pin::pin!(requests);
         while let Some(request) = poll_fn(|cx| requests.as_mut().poll_next(cx)).await {
             // Encode only once the call can take the message: a message encoded
@@ -582,8 +616,9 @@ impl<R: Runtime> Channel<R> {
     ) -> Result<Streaming<C, R>, Status> {
         let codec = C::default();
         let bytes = codec.encode(request)?;
-        let mut call = self.start(path, CallKind::ServerStreaming, options).await?;
-        call.send_or_ended(bytes, true).await?;
+        let call = self
+            .start(path, CallKind::ServerStreaming, options, Some(bytes))
+            .await?;
         Ok(Streaming::new(call, codec))
     }
 
@@ -593,7 +628,9 @@ impl<R: Runtime> Channel<R> {
         path: &str,
         options: CallOptions,
     ) -> Result<(Sender<C, R>, Streaming<C, R>), Status> {
-        let call = self.start(path, CallKind::BidiStreaming, options).await?;
+        let call = self
+            .start(path, CallKind::BidiStreaming, options, None)
+            .await?;
         let sender = Sender {
             call: RawCall {
                 shared: call.shared.clone(),
@@ -652,16 +689,28 @@ impl<R: Runtime> RawCall<R> {
     }
 
     async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
-        self.writable().await?;
         let id = self.id;
-        self.shared.with(|st| {
-            if !st.core.can_send(id) {
-                return Err(call_ended());
-            }
-            st.core
-                .send_message(id, message, last)
-                .map_err(|e| e.to_status())
+        let mut message = Some(message);
+        // Room check and send under one lock: a call with room (the usual case) costs
+        // one trip through the core, not two.
+        poll_fn(|cx| {
+            self.shared.with(|st| {
+                if !st.core.can_send(id) {
+                    return Poll::Ready(Err(call_ended()));
+                }
+                if st.core.send_capacity(id) == 0 {
+                    Shared::<R>::wait_write(st, id, cx.waker());
+                    return Poll::Pending;
+                }
+                let message = message.take().expect("sent once");
+                Poll::Ready(
+                    st.core
+                        .send_message(id, message, last)
+                        .map_err(|e| e.to_status()),
+                )
+            })
         })
+        .await
     }
 
     /// [`send`](Self::send), where a call that has already ended is not an error (its
@@ -680,25 +729,6 @@ impl<R: Runtime> RawCall<R> {
         });
     }
 
-    /// The next event of the call; its status ends it.
-    async fn next_event(&mut self) -> ClientEvent {
-        let id = self.id;
-        let event = poll_fn(|cx| {
-            self.shared.with(|st| match st.core.poll_call(id) {
-                Some(event) => Poll::Ready(event),
-                None => {
-                    Shared::<R>::wait_read(st, id, cx.waker());
-                    Poll::Pending
-                }
-            })
-        })
-        .await;
-        if let ClientEvent::Status(status, _) = &event {
-            self.ended(status);
-        }
-        event
-    }
-
     /// The call's status arrived: it is over.
     fn ended(&mut self, status: &Status) {
         self.done = true;
@@ -714,37 +744,56 @@ impl<R: Runtime> RawCall<R> {
         &mut self,
         codec: &C,
     ) -> Result<Response<C::Decode>, Status> {
+        let id = self.id;
         let mut metadata = Metadata::new();
-        let mut message = None;
-        loop {
-            match self.next_event().await {
-                ClientEvent::Headers(md) => metadata = md,
-                ClientEvent::Message(bytes) => {
-                    if message.is_some() {
-                        self.cancel();
-                        return Err(Status::internal(
-                            "cardinality violation: expected one response message, got more",
-                        ));
+        let mut message: Option<Bytes> = None;
+        // Every event already there is taken under one lock: headers, message and
+        // status usually arrive in one read, and three trips through the core (each
+        // settling it) were a visible share of a small call's cost.
+        let (status, trailers) = poll_fn(|cx| {
+            self.shared.with(|st| {
+                loop {
+                    match st.core.poll_call(id) {
+                        Some(ClientEvent::Headers(md)) => metadata = md,
+                        Some(ClientEvent::Message(bytes)) => {
+                            if message.is_some() {
+                                st.core.cancel(id);
+                                return Poll::Ready(Err(Status::internal(
+                                    "cardinality violation: expected one response message, got more",
+                                )));
+                            }
+                            message = Some(bytes);
+                        }
+                        Some(ClientEvent::Status(status, trailers)) => {
+                            Shared::<R>::drop_call(st, id);
+                            return Poll::Ready(Ok((status, trailers)));
+                        }
+                        None => {
+                            Shared::<R>::wait_read(st, id, cx.waker());
+                            return Poll::Pending;
+                        }
                     }
-                    message = Some(codec.decode(bytes)?);
                 }
-                ClientEvent::Status(status, trailers) => {
-                    if !status.is_ok() {
-                        return Err(status);
-                    }
-                    return match message {
-                        Some(message) => Ok(Response {
-                            metadata,
-                            message,
-                            trailers,
-                        }),
-                        None => Err(Status::new(
-                            Code::Internal,
-                            "cardinality violation: expected one response message, got none",
-                        )),
-                    };
-                }
-            }
+            })
+        })
+        .await?;
+        self.done = true;
+        if let Some(o) = self.observer.take() {
+            o.channel.after(&o.path, o.kind, &status);
+        }
+        if !status.is_ok() {
+            return Err(status);
+        }
+        match message {
+            Some(bytes) => Ok(Response {
+                metadata,
+                message: codec.decode(bytes)?,
+                trailers,
+            }),
+            None => Err(Status::new(
+                Code::Internal,
+                "cardinality violation: expected one response message, got none",
+            )),
         }
     }
 
