@@ -147,7 +147,7 @@ fn a_unary_call_costs_the_client_transport_at_most_ten_allocations() {
     let headers = CallPair::request("/pkg.S/M");
     let msg = Bytes::from_static(b"0123456789abcdef");
     let mut costs = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let now = p.now;
         let mut client = 0;
         let (id, c) = measure(|| p.client.start_call(&headers, now).unwrap());
@@ -191,9 +191,10 @@ fn a_unary_call_costs_the_client_transport_at_most_ten_allocations() {
         costs.push(client);
         p.now += std::time::Duration::from_millis(1);
     }
-    // The first call also builds the connection's tables and buffers.
+    // The first call also builds the connection's tables and buffers; the second
+    // remembers the header block that now encodes to indices (HPACK's memo).
     assert!(
-        costs[1..].iter().all(|&n| n <= 10),
+        costs[2..].iter().all(|&n| n <= 10),
         "allocations per call: {costs:?}"
     );
 }
@@ -312,9 +313,10 @@ fn a_unary_call_costs_the_client_channel_at_most_ten_allocations() {
         costs.push(client);
         now += std::time::Duration::from_millis(1);
     }
-    // The first call also connects and builds the tables and buffers.
+    // The first call also connects and builds the tables and buffers; the second
+    // remembers the header block that now encodes to indices (HPACK's memo).
     assert!(
-        costs[1..].iter().all(|&n| n <= 10),
+        costs[2..].iter().all(|&n| n <= 10),
         "allocations per call: {costs:?}"
     );
 }

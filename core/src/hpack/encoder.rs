@@ -93,6 +93,64 @@ impl Entry for OwnedEntry {
     }
 }
 
+/// Blocks remembered per encoder ([`Encoder::encode`] replays them).
+const MEMO_SLOTS: usize = 4;
+
+/// Blocks whose fields take more than this (as [`Memo::key`] spells them) are not
+/// remembered: a memo is for the small, repeated blocks of RPCs, and its memory stays
+/// bounded at a few KiB per connection.
+const MEMO_MAX_KEY: usize = 512;
+
+/// A block that left the dynamic table as it found it, with the bytes it encoded to:
+/// while the table stays unchanged, the same fields encode to the same bytes again.
+#[derive(Debug)]
+struct Memo {
+    /// The fields: per field its indexing, name length, name, value length, value.
+    key: Vec<u8>,
+    block: Vec<u8>,
+}
+
+impl Memo {
+    /// Appends `field` to a key.
+    fn push_field(key: &mut Vec<u8>, field: &HeaderField<'_>) {
+        key.push(field.indexing as u8);
+        for part in [field.name, field.value] {
+            key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            key.extend_from_slice(part);
+        }
+    }
+
+    /// Whether `fields` are exactly the fields of this memo's key.
+    fn matches<'a>(&self, fields: impl Iterator<Item = HeaderField<'a>>) -> bool {
+        let mut rest = self.key.as_slice();
+        for field in fields {
+            let Some((&indexing, tail)) = rest.split_first() else {
+                return false;
+            };
+            if indexing != field.indexing as u8 {
+                return false;
+            }
+            rest = tail;
+            for part in [field.name, field.value] {
+                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                    return false;
+                };
+                if u32::from_le_bytes(*len) as usize != part.len() {
+                    return false;
+                }
+                let Some((bytes, tail)) = tail.split_at_checked(part.len()) else {
+                    return false;
+                };
+                if bytes != part {
+                    return false;
+                }
+                rest = tail;
+            }
+        }
+        rest.is_empty()
+    }
+}
+
 /// Table size changes not yet signalled to the peer.
 #[derive(Clone, Copy, Debug)]
 struct PendingSizeUpdate {
@@ -113,6 +171,16 @@ pub struct Encoder {
     table_cap: usize,
     pending: Option<PendingSizeUpdate>,
     huffman: bool,
+    /// Bumped whenever what a block encodes to may change: an entry added or evicted,
+    /// a size update, Huffman switched.
+    generation: u64,
+    /// Blocks that encoded without changing the table at `memo_generation`.
+    memos: Vec<Memo>,
+    memo_generation: u64,
+    /// The slot the next new memo takes once all are used.
+    memo_next: usize,
+    /// Off only in tests that compare against plain encoding.
+    memo_on: bool,
 }
 
 impl Default for Encoder {
@@ -136,6 +204,11 @@ impl Encoder {
             table_cap: cap,
             pending: None,
             huffman: true,
+            generation: 0,
+            memos: Vec::new(),
+            memo_generation: 0,
+            memo_next: 0,
+            memo_on: true,
         };
         encoder.set_peer_max_table_size(DEFAULT_HEADER_TABLE_SIZE);
         encoder
@@ -165,6 +238,9 @@ impl Encoder {
     /// Whether to Huffman-code strings (on by default). When on, a string is Huffman-coded
     /// unless that would make it longer, ties going to Huffman as in RFC 7541 Appendix C.
     pub fn set_huffman(&mut self, on: bool) {
+        if self.huffman != on {
+            self.generation += 1;
+        }
         self.huffman = on;
     }
 
@@ -189,11 +265,15 @@ impl Encoder {
     }
 
     /// Appends one header block holding `fields`, in order, to `dst`.
-    pub fn encode<'a, I: IntoIterator<Item = HeaderField<'a>>>(
-        &mut self,
-        fields: I,
-        dst: &mut BytesMut,
-    ) {
+    ///
+    /// A block that repeats one that left the table unchanged (an RPC's request or
+    /// response headers once they are indexed) is copied from memory rather than
+    /// encoded field by field: the same bytes, at the cost of comparing the fields.
+    pub fn encode<'a, I>(&mut self, fields: I, dst: &mut BytesMut)
+    where
+        I: IntoIterator<Item = HeaderField<'a>>,
+        I::IntoIter: Clone,
+    {
         if let Some(pending) = self.pending.take() {
             if pending.min < self.table.max_size() {
                 self.size_update(pending.min, dst);
@@ -202,14 +282,69 @@ impl Encoder {
                 self.size_update(pending.last, dst);
             }
         }
-        for field in fields {
+        let fields = fields.into_iter();
+        if !self.memo_on {
+            for field in fields {
+                self.field(field, dst);
+            }
+            return;
+        }
+        if self.memo_generation == self.generation {
+            if let Some(memo) = self.memos.iter().find(|m| m.matches(fields.clone())) {
+                dst.extend_from_slice(&memo.block);
+                return;
+            }
+        } else {
+            // The table changed: every remembered block may encode differently now.
+            self.memos.clear();
+            self.memo_generation = self.generation;
+        }
+        let start = dst.len();
+        for field in fields.clone() {
             self.field(field, dst);
         }
+        if self.generation == self.memo_generation {
+            self.remember(fields, &dst[start..]);
+        }
+    }
+
+    /// Keeps `block` as what `fields` encode to while the table stays as it is.
+    fn remember<'a>(&mut self, fields: impl Iterator<Item = HeaderField<'a>>, block: &[u8]) {
+        let mut key = Vec::new();
+        for field in fields {
+            Memo::push_field(&mut key, &field);
+            if key.len() > MEMO_MAX_KEY {
+                return;
+            }
+        }
+        let memo = Memo {
+            key,
+            block: block.to_vec(),
+        };
+        if self.memos.len() < MEMO_SLOTS {
+            self.memos.push(memo);
+        } else {
+            self.memos[self.memo_next] = memo;
+            self.memo_next = (self.memo_next + 1) % MEMO_SLOTS;
+        }
+    }
+
+    /// Encodes every block field by field (the reference the memo is tested against).
+    #[cfg(test)]
+    pub(super) fn disable_memo(&mut self) {
+        self.memo_on = false;
+    }
+
+    /// Blocks remembered now.
+    #[cfg(test)]
+    pub(super) fn memos(&self) -> usize {
+        self.memos.len()
     }
 
     fn size_update(&mut self, size: usize, dst: &mut BytesMut) {
         integer::encode(dst, 0x20, 5, size);
         self.table.set_max_size(size);
+        self.generation += 1;
     }
 
     fn field(&mut self, field: HeaderField<'_>, dst: &mut BytesMut) {
@@ -266,6 +401,7 @@ impl Encoder {
                 bytes: bytes.into_boxed_slice(),
                 name_len: name.len(),
             });
+            self.generation += 1;
         }
     }
 

@@ -416,6 +416,35 @@ fn repeated_grpc_request_is_at_most_ten_bytes() {
 }
 
 #[test]
+fn a_repeated_block_is_replayed_until_the_table_changes() {
+    let request = [
+        HeaderField::new(b":method", b"POST"),
+        HeaderField::new(b":path", b"/pkg.Svc/Method"),
+        HeaderField::new(b"content-type", b"application/grpc"),
+    ];
+    let mut e = Encoder::new();
+    let first = encode(&mut e, &request);
+    // Adding the fields to the table: nothing to remember yet.
+    assert_eq!(e.memos(), 0);
+    let indexed = encode(&mut e, &request);
+    assert!(indexed.len() < first.len());
+    assert_eq!(e.memos(), 1);
+    assert_eq!(encode(&mut e, &request), indexed);
+    assert_eq!(e.memos(), 1);
+    // A new field changes the table: the next block may not replay the old bytes.
+    let other = [HeaderField::new(b"x-new", b"value")];
+    encode(&mut e, &other);
+    let again = encode(&mut e, &request);
+    assert_eq!(e.memos(), 1, "forgotten, then remembered afresh");
+    let mut plain = Encoder::new();
+    plain.disable_memo();
+    for block in [&request[..], &request, &request, &other] {
+        encode(&mut plain, block);
+    }
+    assert_eq!(again, encode(&mut plain, &request));
+}
+
+#[test]
 fn sensitive_fields_come_out_never_indexed() {
     let mut e = Encoder::new();
     let mut d = Decoder::new(4096, usize::MAX);
@@ -552,8 +581,54 @@ fn blocks_strategy() -> impl Strategy<Value = Vec<Block>> {
     prop::collection::vec((size, prop::collection::vec(field, 1..12)), 1..8)
 }
 
+type FieldList = Vec<(Vec<u8>, Vec<u8>, Indexing)>;
+
+/// Which block of the pool to send next, a new peer table size, whether to switch Huffman.
+type SendStep = (usize, Option<usize>, bool);
+
+/// A few blocks, and the order a connection sends them in, with the peer's table size
+/// changing and Huffman switching now and then.
+fn repeated_blocks_strategy() -> impl Strategy<Value = (Vec<FieldList>, Vec<SendStep>)> {
+    let field = (name_strategy(), value_strategy(), indexing_strategy());
+    let pool = prop::collection::vec(prop::collection::vec(field, 0..10), 1..4);
+    let size = prop::option::weighted(0.1, prop::sample::select(vec![0usize, 64, 256, 4096]));
+    let step = (0usize..4, size, prop::bool::weighted(0.1));
+    (pool, prop::collection::vec(step, 1..24))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Replaying remembered blocks gives the bytes plain encoding gives, block after
+    /// block of one connection, and they decode to their fields.
+    #[test]
+    fn remembered_blocks_encode_as_plain_encoding_does((pool, steps) in repeated_blocks_strategy()) {
+        let mut e = Encoder::new();
+        let mut plain = Encoder::new();
+        plain.disable_memo();
+        let mut ours = Decoder::new(4096, usize::MAX);
+        let mut oracle = hpack::Decoder::new();
+        let mut huffman = true;
+        for (pick, size, toggle) in steps {
+            if let Some(size) = size {
+                e.set_peer_max_table_size(size);
+                plain.set_peer_max_table_size(size);
+            }
+            if toggle {
+                huffman = !huffman;
+                e.set_huffman(huffman);
+                plain.set_huffman(huffman);
+            }
+            let list = &pool[pick % pool.len()];
+            let fields: Vec<HeaderField<'_>> =
+                list.iter().map(|(n, v, i)| HeaderField { name: n, value: v, indexing: *i }).collect();
+            let block = encode(&mut e, &fields);
+            prop_assert_eq!(&block, &encode(&mut plain, &fields));
+            let want: Pairs = list.iter().map(|(n, v, _)| (n.clone(), v.clone())).collect();
+            prop_assert_eq!(&decode_pairs(&mut ours, &block).unwrap(), &want);
+            prop_assert_eq!(&oracle.decode(&block).unwrap(), &want);
+        }
+    }
 
     /// Our blocks decode to the input with our decoder and both oracle decoders, across
     /// blocks sharing one connection state, and our decoder's table mirrors our encoder's.
