@@ -124,11 +124,12 @@ fn a_length_claim_alone_commits_little_memory() {
     assert!(cost.peak <= 64 * 1024 + 1024, "{cost:?}");
 }
 
-/// Issue 9's core budget: at most 10 heap allocations per unary call on the client side
-/// (start, send, write, read the response, take its events, write again), counted on
-/// this thread in steady state after a warm-up call.
+/// Issue 9's core budget is at most 10 heap allocations per unary call on the client
+/// side (start, send, write, read the response, take its events, write again), counted
+/// on this thread in steady state after warm-up calls. The call transport takes 5 since
+/// header field lists and event queues are reused; this holds it there.
 #[test]
-fn a_unary_call_costs_the_client_transport_at_most_ten_allocations() {
+fn a_unary_call_costs_the_client_transport_at_most_five_allocations() {
     use grpc_sansio::grpc::metadata::Metadata;
     use grpc_sansio::grpc::status::Status;
     use grpc_sansio::grpc::transport::ServerTransportEvent;
@@ -194,19 +195,19 @@ fn a_unary_call_costs_the_client_transport_at_most_ten_allocations() {
     // The first call also builds the connection's tables and buffers; the second
     // remembers the header block that now encodes to indices (HPACK's memo).
     assert!(
-        costs[2..].iter().all(|&n| n <= 10),
+        costs[2..].iter().all(|&n| n <= 5),
         "allocations per call: {costs:?}"
     );
 }
 
 /// Issue 9's core budget for the whole client core: the channel (call map, picker,
 /// retry buffer, connection bookkeeping) over its call transport, at most 10 heap
-/// allocations per unary call, counted on this thread in steady state. Everything the
+/// allocations per unary call (it takes 6), counted on this thread in steady state. Everything the
 /// runtime asks of the channel for a call is counted: building its options, start,
 /// send, actions, writes, the response read, events, the call's events and the next
 /// timer; the server's side is not.
 #[test]
-fn a_unary_call_costs_the_client_channel_at_most_ten_allocations() {
+fn a_unary_call_costs_the_client_channel_at_most_six_allocations() {
     use grpc_sansio::channel::client_channel::{Action, CallOptions, Channel, ChannelConfig};
     use grpc_sansio::grpc::client::ClientEvent;
     use grpc_sansio::grpc::metadata::Metadata;
@@ -316,7 +317,7 @@ fn a_unary_call_costs_the_client_channel_at_most_ten_allocations() {
     // The first call also connects and builds the tables and buffers; the second
     // remembers the header block that now encodes to indices (HPACK's memo).
     assert!(
-        costs[2..].iter().all(|&n| n <= 10),
+        costs[2..].iter().all(|&n| n <= 6),
         "allocations per call: {costs:?}"
     );
 }

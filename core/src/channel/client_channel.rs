@@ -1568,15 +1568,19 @@ impl Core {
 
     /// Drops detached connections whose transport is closed, telling the owner.
     fn reap_conns(&mut self) {
-        let done: Vec<ConnId> = self
+        let done =
+            |c: &Conn| c.transport.as_ref().is_some_and(|t| t.is_closed()) && c.calls.is_empty();
+        // Runs after every step of every call: the common answer, none, costs one pass.
+        if !self.conns.values().any(done) {
+            return;
+        }
+        let closed: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| {
-                c.transport.as_ref().is_some_and(|t| t.is_closed()) && c.calls.is_empty()
-            })
+            .filter(|(_, c)| done(c))
             .map(|(&id, _)| id)
             .collect();
-        for conn in done {
+        for conn in closed {
             self.conns.remove(&conn);
             self.actions.push_back(Action::Close(conn));
         }

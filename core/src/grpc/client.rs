@@ -277,6 +277,9 @@ enum Phase {
     Done,
 }
 
+/// A call's pending events, each message with the window bytes it holds.
+pub(crate) type EventQueue = VecDeque<(ClientEvent, usize)>;
+
 /// The client side of one call's response (sans-IO).
 ///
 /// Feed it the connection's events for the call's stream — [`Event::Headers`] to
@@ -303,7 +306,7 @@ pub struct ResponseReader {
     /// The response's `grpc-encoding`, `None` when absent.
     encoding: Option<Bytes>,
     /// Pending events, each message with the window bytes it holds.
-    events: VecDeque<(ClientEvent, usize)>,
+    events: EventQueue,
     /// Flow-control window held by undelivered messages.
     ledger: ReleaseLedger,
     /// The code to reset the stream with, when the reader failed the call.
@@ -365,6 +368,26 @@ impl ResponseReader {
     /// gone.
     pub fn return_buffers(&mut self, pool: &mut AssemblyPool) {
         self.decoder.return_buffers(pool);
+    }
+
+    /// Queues events in `queue` (emptied, from a call that ended) rather than in a
+    /// new allocation.
+    pub(crate) fn use_queue(&mut self, mut queue: EventQueue) {
+        if self.events.capacity() == 0 {
+            queue.clear();
+            self.events = queue;
+        }
+    }
+
+    /// Its event queue, emptied, for the next call to [`use_queue`](Self::use_queue);
+    /// `None` when it never allocated or grew past what is worth keeping.
+    pub(crate) fn take_queue(&mut self) -> Option<EventQueue> {
+        const MAX_KEPT_CAPACITY: usize = 8;
+        let mut queue = std::mem::take(&mut self.events);
+        queue.clear();
+        (1..=MAX_KEPT_CAPACITY)
+            .contains(&queue.capacity())
+            .then_some(queue)
     }
 
     /// True once the final status has been produced (it may still be waiting in

@@ -128,6 +128,9 @@ pub struct Connection {
     peer_settings_seen: bool,
     decoder: FrameDecoder,
     hpack_decoder: hpack::Decoder,
+    /// Emptied field lists handed back by [`Connection::recycle_fields`], reused for the
+    /// next header blocks instead of allocating one per block.
+    spare_fields: Vec<Vec<Field>>,
 
     // Writing.
     preface_written: bool,
@@ -240,6 +243,7 @@ impl Connection {
             peer_settings_seen: false,
             decoder,
             hpack_decoder,
+            spare_fields: Vec::new(),
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
             control: VecDeque::new(),
@@ -810,6 +814,18 @@ impl Connection {
 
     // ----- outputs -----
 
+    /// Hands back the field list of a [`Event::Headers`] or [`Event::Trailers`] once
+    /// read, so the next header block decodes into it rather than into a new
+    /// allocation. Lists are kept only up to a small number and size.
+    pub fn recycle_fields(&mut self, mut fields: Vec<Field>) {
+        const KEEP: usize = 2;
+        const MAX_CAPACITY: usize = 32;
+        if self.spare_fields.len() < KEEP && fields.capacity() <= MAX_CAPACITY {
+            fields.clear();
+            self.spare_fields.push(fields);
+        }
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -1232,7 +1248,7 @@ impl Connection {
             return;
         }
         // Decode first, always: the HPACK table must see every block (RFC 9113 §4.3).
-        let mut fields: Vec<Field> = Vec::new();
+        let mut fields: Vec<Field> = self.spare_fields.pop().unwrap_or_default();
         let decoded = self
             .hpack_decoder
             .decode(&headers.header_block, |f| fields.push(f));

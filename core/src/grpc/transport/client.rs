@@ -9,7 +9,9 @@ use bytes::{Bytes, BytesMut};
 use super::{CallError, CallId, Deadlines, MessageLimits, frame_message, withhold};
 use crate::ErrorCode;
 use crate::frame::StreamId;
-use crate::grpc::client::{ClientEvent, RequestHeaders, RequestHeadersError, ResponseReader};
+use crate::grpc::client::{
+    ClientEvent, EventQueue, RequestHeaders, RequestHeadersError, ResponseReader,
+};
 use crate::grpc::compression::Encoding;
 use crate::grpc::message::AssemblyPool;
 use crate::grpc::status::Status;
@@ -134,8 +136,14 @@ pub struct ClientTransport {
     limits: MessageLimits,
     /// Assembly buffers of finished calls, for the next ones.
     assembly: AssemblyPool,
+    /// Event queues of finished calls, for the next ones (at most [`KEPT_QUEUES`]).
+    spare_queues: Vec<EventQueue>,
     now: Instant,
 }
+
+/// Event queues a transport keeps for its next calls: enough for calls that end and
+/// start in the same turn, a few hundred bytes each.
+const KEPT_QUEUES: usize = 4;
 
 impl ClientTransport {
     /// A client transport over a new connection (`config` is normally
@@ -149,6 +157,7 @@ impl ClientTransport {
             events: VecDeque::new(),
             limits,
             assembly: AssemblyPool::new(),
+            spare_queues: Vec::new(),
             now,
         }
     }
@@ -270,6 +279,9 @@ impl ClientTransport {
         }
         let mut reader = ResponseReader::with_max_message_size(limits.max_recv);
         reader.draw_buffers(&mut self.assembly);
+        if let Some(queue) = self.spare_queues.pop() {
+            reader.use_queue(queue);
+        }
         self.calls.insert(
             stream.value(),
             ClientCall {
@@ -406,6 +418,11 @@ impl ClientTransport {
     fn remove(&mut self, id: CallId) {
         if let Some(mut call) = self.calls.remove(&id.0.value()) {
             call.reader.return_buffers(&mut self.assembly);
+            if self.spare_queues.len() < KEPT_QUEUES
+                && let Some(queue) = call.reader.take_queue()
+            {
+                self.spare_queues.push(queue);
+            }
             if let Some(at) = call.deadline {
                 self.deadlines.remove(at, id);
             }
@@ -430,6 +447,7 @@ impl ClientTransport {
                         call.reader.on_headers(&fields, end_stream);
                         self.after_input(CallId(stream_id));
                     }
+                    self.conn.recycle_fields(fields);
                 }
                 Event::Data {
                     stream_id,
@@ -460,6 +478,7 @@ impl ClientTransport {
                         call.reader.on_trailers(&fields);
                         self.after_input(CallId(stream_id));
                     }
+                    self.conn.recycle_fields(fields);
                 }
                 Event::StreamReset { stream_id, reset } => {
                     if let Some(call) = self.calls.get_mut(&stream_id.value()) {

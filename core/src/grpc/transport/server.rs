@@ -391,7 +391,10 @@ impl ServerTransport {
                     stream_id,
                     fields,
                     end_stream,
-                } => self.on_request(stream_id, &fields, end_stream),
+                } => {
+                    self.on_request(stream_id, &fields, end_stream);
+                    self.conn.recycle_fields(fields);
+                }
                 Event::Data {
                     stream_id,
                     data,
@@ -421,6 +424,7 @@ impl ServerTransport {
                         call.reader.on_trailers(&fields);
                         self.after_input(CallId(stream_id));
                     }
+                    self.conn.recycle_fields(fields);
                 }
                 Event::StreamReset { stream_id, reset } => {
                     if let Some(call) = self.calls.get_mut(&stream_id.value()) {
