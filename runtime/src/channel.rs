@@ -24,7 +24,7 @@ use grpc_sansio::grpc::transport::MessageLimits;
 use grpc_sansio::h2::ClientKeepaliveConfig;
 
 use crate::codec::Codec;
-use crate::driver::{Connector, PlainConnector, Resolver, Shared};
+use crate::driver::{Connector, PlainConnector, Resolver, Shared, State};
 use crate::intercept::{CallCredentials, CallInfo, CallKind, Interceptor};
 use crate::proxy::{ProxyConfig, ProxyConnector};
 use crate::rt::Runtime;
@@ -668,24 +668,24 @@ struct RawCall<R: Runtime> {
 }
 
 impl<R: Runtime> RawCall<R> {
-    /// Queues one message, waiting for send-buffer room first.
+    /// Whether call `id` can take a message now: ready when its send buffer has room,
+    /// [`call_ended`] once it cannot take any more, pending (woken on room) otherwise.
+    fn room(st: &mut State, id: ChannelCallId, cx: &Context<'_>) -> Poll<Result<(), Status>> {
+        if !st.core.can_send(id) {
+            return Poll::Ready(Err(call_ended()));
+        }
+        if st.core.send_capacity(id) == 0 {
+            Shared::<R>::wait_write(st, id, cx.waker());
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
     /// Waits until the call can take a message (its send buffer has room), or fails
     /// with [`call_ended`] once it cannot take any more.
     async fn writable(&mut self) -> Result<(), Status> {
         let id = self.id;
-        poll_fn(|cx| {
-            self.shared.with(|st| {
-                if !st.core.can_send(id) {
-                    return Poll::Ready(Err(call_ended()));
-                }
-                if st.core.send_capacity(id) == 0 {
-                    Shared::<R>::wait_write(st, id, cx.waker());
-                    return Poll::Pending;
-                }
-                Poll::Ready(Ok(()))
-            })
-        })
-        .await
+        poll_fn(|cx| self.shared.with(|st| Self::room(st, id, cx))).await
     }
 
     async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {
@@ -695,12 +695,9 @@ impl<R: Runtime> RawCall<R> {
         // one trip through the core, not two.
         poll_fn(|cx| {
             self.shared.with(|st| {
-                if !st.core.can_send(id) {
-                    return Poll::Ready(Err(call_ended()));
-                }
-                if st.core.send_capacity(id) == 0 {
-                    Shared::<R>::wait_write(st, id, cx.waker());
-                    return Poll::Pending;
+                match Self::room(st, id, cx) {
+                    Poll::Ready(Ok(())) => {}
+                    waiting_or_ended => return waiting_or_ended,
                 }
                 let message = message.take().expect("sent once");
                 Poll::Ready(
