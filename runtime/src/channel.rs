@@ -525,7 +525,7 @@ impl<R: Runtime> Channel<R> {
         let (id, sent) = self.shared().with(|st| {
             let id = st.core.start_call(core_options, now);
             let sent = match only.take() {
-                Some(message) if st.core.can_send(id) && st.core.send_capacity(id) > 0 => Some(
+                Some(message) if RawCall::<R>::has_room(st, id) => Some(
                     st.core
                         .send_message(id, message, true)
                         .map_err(|e| e.to_status()),
@@ -674,11 +674,16 @@ impl<R: Runtime> RawCall<R> {
         if !st.core.can_send(id) {
             return Poll::Ready(Err(call_ended()));
         }
-        if st.core.send_capacity(id) == 0 {
+        if !Self::has_room(st, id) {
             Shared::<R>::wait_write(st, id, cx.waker());
             return Poll::Pending;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Whether call `id` can take a message right now.
+    fn has_room(st: &State, id: ChannelCallId) -> bool {
+        st.core.can_send(id) && st.core.send_capacity(id) > 0
     }
 
     /// Waits until the call can take a message (its send buffer has room), or fails

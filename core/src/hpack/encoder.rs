@@ -111,6 +111,11 @@ struct Memo {
 }
 
 impl Memo {
+    /// The bytes `field` takes in a key.
+    fn key_len(field: &HeaderField<'_>) -> usize {
+        1 + 4 + field.name.len() + 4 + field.value.len()
+    }
+
     /// Appends `field` to a key.
     fn push_field(key: &mut Vec<u8>, field: &HeaderField<'_>) {
         key.push(field.indexing as u8);
@@ -309,24 +314,33 @@ impl Encoder {
     }
 
     /// Keeps `block` as what `fields` encode to while the table stays as it is.
-    fn remember<'a>(&mut self, fields: impl Iterator<Item = HeaderField<'a>>, block: &[u8]) {
-        let mut key = Vec::new();
-        for field in fields {
-            Memo::push_field(&mut key, &field);
-            if key.len() > MEMO_MAX_KEY {
-                return;
-            }
+    ///
+    /// Once every slot is in use, a new memo takes the oldest slot's buffers: blocks
+    /// that leave the table alone yet never repeat (a fresh token in each) cost a copy,
+    /// not two allocations, per block.
+    fn remember<'a>(
+        &mut self,
+        fields: impl Iterator<Item = HeaderField<'a>> + Clone,
+        block: &[u8],
+    ) {
+        if fields.clone().map(|f| Memo::key_len(&f)).sum::<usize>() > MEMO_MAX_KEY {
+            return;
         }
-        let memo = Memo {
-            key,
-            block: block.to_vec(),
-        };
         if self.memos.len() < MEMO_SLOTS {
-            self.memos.push(memo);
-        } else {
-            self.memos[self.memo_next] = memo;
-            self.memo_next = (self.memo_next + 1) % MEMO_SLOTS;
+            self.memos.push(Memo {
+                key: Vec::new(),
+                block: Vec::new(),
+            });
+            self.memo_next = self.memos.len() - 1;
         }
+        let memo = &mut self.memos[self.memo_next];
+        memo.key.clear();
+        for field in fields {
+            Memo::push_field(&mut memo.key, &field);
+        }
+        memo.block.clear();
+        memo.block.extend_from_slice(block);
+        self.memo_next = (self.memo_next + 1) % MEMO_SLOTS;
     }
 
     /// Encodes every block field by field (the reference the memo is tested against).

@@ -590,9 +590,10 @@ type SendStep = (usize, Option<usize>, bool);
 /// changing and Huffman switching now and then.
 fn repeated_blocks_strategy() -> impl Strategy<Value = (Vec<FieldList>, Vec<SendStep>)> {
     let field = (name_strategy(), value_strategy(), indexing_strategy());
-    let pool = prop::collection::vec(prop::collection::vec(field, 0..10), 1..4);
+    // Up to 6 blocks for 4 memo slots, so replacing a slot is exercised too.
+    let pool = prop::collection::vec(prop::collection::vec(field, 0..10), 1..7);
     let size = prop::option::weighted(0.1, prop::sample::select(vec![0usize, 64, 256, 4096]));
-    let step = (0usize..4, size, prop::bool::weighted(0.1));
+    let step = (0usize..6, size, prop::bool::weighted(0.1));
     (pool, prop::collection::vec(step, 1..24))
 }
 
