@@ -243,3 +243,37 @@ fn bdp_grows_the_receive_window_during_a_bulk_transfer() {
     assert_eq!(received, 128 * 64 * 1024);
     let _ = StreamId::ZERO;
 }
+
+#[test]
+fn small_calls_one_at_a_time_ping_once_per_sixteenth_of_the_window() {
+    // grpc-go measures after every response of a lone unary call: a PING and a
+    // WINDOW_UPDATE out and an ACK in per call. Ours waits for 4,095 octets (a sixteenth
+    // of the 64 KiB window): 25-octet responses ask every 164th call.
+    let mut s = Scripted::connected(Role::Client, Config::client());
+    let mut pinged_at = Vec::new();
+    for call in 0..400u32 {
+        let id = s.conn.open_stream(request(), true).unwrap().value();
+        s.written();
+        let headers = s.headers(id, &[(":status", "200")], false);
+        s.send(headers);
+        s.send(grpc_sansio_tests::script::data(id, &[7; 25], false));
+        let trailers = s.headers(id, &[("grpc-status", "0")], true);
+        s.send(trailers);
+        s.events();
+        let written = s.written();
+        for payload in pings(&written) {
+            pinged_at.push(call);
+            s.send(Frame::Ping(Ping::ack(payload)));
+        }
+        s.advance(Duration::from_millis(1));
+    }
+    assert_eq!(pinged_at, [163, 327]);
+
+    // A bulk response still starts a measurement at its first full frame.
+    let id = s.conn.open_stream(request(), true).unwrap().value();
+    s.written();
+    let headers = s.headers(id, &[(":status", "200")], false);
+    s.send(headers);
+    s.send(grpc_sansio_tests::script::data(id, &[7; 16_384], false));
+    assert_eq!(pings(&s.written()).len(), 1);
+}
