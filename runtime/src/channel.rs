@@ -510,7 +510,7 @@ impl<R: Runtime> Channel<R> {
         mut only: Option<Bytes>,
     ) -> Result<(RawCall<R>, Option<Bytes>), Status> {
         let now = self.shared().now();
-        let mut core_options = CoreCallOptions::new(path).metadata(options.metadata);
+        let mut core_options = CoreCallOptions::new(Bytes::new()).metadata(options.metadata);
         if let Some(timeout) = options.timeout
             && let Some(deadline) = now.checked_add(timeout)
         {
@@ -523,6 +523,7 @@ impl<R: Runtime> Channel<R> {
             core_options = core_options.encoding(encoding);
         }
         let (id, sent) = self.shared().with(|st| {
+            core_options.path = st.core.method_path(path);
             let id = st.core.start_call(core_options, now);
             let sent = match only.take() {
                 Some(message) if RawCall::<R>::has_room(st, id) => Some(

@@ -175,8 +175,9 @@ pub struct ChannelCallId(pub u64);
 /// How to make one call.
 #[derive(Clone, Debug)]
 pub struct CallOptions {
-    /// `/package.Service/Method`.
-    pub path: String,
+    /// `/package.Service/Method`. A `&'static str` converts without a copy; for a path
+    /// known only at run time, [`Channel::method_path`] shares one copy between calls.
+    pub path: Bytes,
     /// Custom metadata.
     pub metadata: Metadata,
     /// When the call must be over.
@@ -192,7 +193,7 @@ pub struct CallOptions {
 
 impl CallOptions {
     /// A call to `path` with no metadata, deadline or compression.
-    pub fn new(path: impl Into<String>) -> CallOptions {
+    pub fn new(path: impl Into<Bytes>) -> CallOptions {
         CallOptions {
             path: path.into(),
             metadata: Metadata::new(),
@@ -299,6 +300,10 @@ struct Core {
     calls: IdMap<u64, Call>,
     queued: VecDeque<u64>,
     queued_deadlines: BTreeSet<(Instant, u64)>,
+    /// Emptied retry buffers of committed calls, for the next calls.
+    spare_replays: Vec<Vec<Bytes>>,
+    /// Method paths handed out by [`Channel::method_path`].
+    paths: Vec<Bytes>,
     actions: VecDeque<Action>,
     events: VecDeque<ChannelEvent>,
     state: ConnectivityState,
@@ -366,6 +371,8 @@ impl Channel {
             calls: IdMap::default(),
             queued: VecDeque::new(),
             queued_deadlines: BTreeSet::new(),
+            spare_replays: Vec::new(),
+            paths: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
             state: ConnectivityState::Idle,
@@ -687,7 +694,7 @@ impl Channel {
         self.core.calls.insert(
             id,
             Call {
-                path: Bytes::from(std::mem::take(&mut options.path)),
+                path: std::mem::take(&mut options.path),
                 metadata: std::mem::take(&mut options.metadata),
                 headers: None,
                 limits: self.core.config.limits,
@@ -722,6 +729,21 @@ impl Channel {
         ChannelCallId(id)
     }
 
+    /// `path` as [`CallOptions::path`]: the same shared bytes each time for up to 64
+    /// distinct paths, so that calls to a method copy its path once, not once per call.
+    pub fn method_path(&mut self, path: &str) -> Bytes {
+        const KEEP: usize = 64;
+        let paths = &mut self.core.paths;
+        if let Some(known) = paths.iter().find(|p| p[..] == *path.as_bytes()) {
+            return known.clone();
+        }
+        let bytes = Bytes::copy_from_slice(path.as_bytes());
+        if paths.len() < KEEP {
+            paths.push(bytes.clone());
+        }
+        bytes
+    }
+
     /// Sends one request message; `last` ends the request with it.
     pub fn send_message(
         &mut self,
@@ -745,6 +767,11 @@ impl Channel {
         }
         call.send_closed = last;
         if !call.committed {
+            if call.replay.capacity() == 0
+                && let Some(spare) = core.spare_replays.pop()
+            {
+                call.replay = spare;
+            }
             call.replay_bytes += message.len();
             call.replay.push(message.clone());
         }
@@ -888,7 +915,7 @@ impl Channel {
                     Some(ClientEvent::Headers(_) | ClientEvent::Message(_))
                 ) {
                     call.committed = true;
-                    call.replay = Vec::new();
+                    spare_replay(&mut core.spare_replays, std::mem::take(&mut call.replay));
                     call.replay_bytes = 0;
                 }
                 // Taking a message may free window: a WINDOW_UPDATE to write.
@@ -1730,6 +1757,17 @@ fn find_builder(
 }
 
 /// A call's path as text: it was a `String` before it became `Bytes`.
+/// Keeps an emptied retry buffer for the next call, so that a call of one message (a
+/// unary call) needs no allocation for it; large or surplus buffers are freed.
+fn spare_replay(spares: &mut Vec<Vec<Bytes>>, mut replay: Vec<Bytes>) {
+    const KEEP: usize = 8;
+    const MAX_CAPACITY: usize = 4;
+    if spares.len() < KEEP && (1..=MAX_CAPACITY).contains(&replay.capacity()) {
+        replay.clear();
+        spares.push(replay);
+    }
+}
+
 fn path_str(path: &Bytes) -> &str {
     std::str::from_utf8(path).unwrap_or_default()
 }

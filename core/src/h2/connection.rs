@@ -131,6 +131,8 @@ pub struct Connection {
     /// Emptied field lists handed back by [`Connection::recycle_fields`], reused for the
     /// next header blocks instead of allocating one per block.
     spare_fields: Vec<Vec<Field>>,
+    /// Emptied send queues of closed streams, reused by the next streams.
+    spare_queues: Vec<VecDeque<Item>>,
 
     // Writing.
     preface_written: bool,
@@ -244,6 +246,7 @@ impl Connection {
             decoder,
             hpack_decoder,
             spare_fields: Vec::new(),
+            spare_queues: Vec::new(),
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
             control: VecDeque::new(),
@@ -589,6 +592,9 @@ impl Connection {
             self.peer_initial_window,
             self.stream_recv_limit(),
         );
+        if let Some(queue) = self.spare_queues.pop() {
+            stream.queue = queue;
+        }
         stream.headers_queued = true;
         stream.send_finished = end_stream;
         stream.queue.push_back(Item::Headers {
@@ -818,9 +824,12 @@ impl Connection {
     /// read, so the next header block decodes into it rather than into a new
     /// allocation. Lists are kept only up to a small number and size.
     pub fn recycle_fields(&mut self, mut fields: Vec<Field>) {
-        const KEEP: usize = 2;
-        const MAX_CAPACITY: usize = 32;
-        if self.spare_fields.len() < KEEP && fields.capacity() <= MAX_CAPACITY {
+        // A read can hold the headers and trailers of several responses, all decoded
+        // before the application reads the first, so several lists are kept; their
+        // total capacity is bounded, as they stay with an idle connection.
+        const KEEP_FIELDS: usize = 64;
+        let kept: usize = self.spare_fields.iter().map(Vec::capacity).sum();
+        if kept + fields.capacity() <= KEEP_FIELDS {
             fields.clear();
             self.spare_fields.push(fields);
         }
@@ -1054,8 +1063,9 @@ impl Connection {
         }
         if stream.queue.is_empty() && stream.queue.capacity() > 0 {
             // A long-lived stream that has sent everything should not keep its queue's
-            // memory while idle.
-            stream.queue = VecDeque::new();
+            // memory while idle: it goes to the next stream, or is freed.
+            let queue = std::mem::take(&mut stream.queue);
+            self.spare_queue(queue);
         }
         self.schedule(id);
     }
@@ -1314,6 +1324,9 @@ impl Connection {
             self.peer_initial_window,
             self.stream_recv_limit(),
         );
+        if let Some(queue) = self.spare_queues.pop() {
+            stream.queue = queue;
+        }
         stream.counted = true;
         stream.recv_phase = RecvPhase::Body;
         if end_stream {
@@ -1772,9 +1785,10 @@ impl Connection {
 
     /// Removes a stream, returning its quota.
     fn close_stream(&mut self, id: StreamId, how: Closed) {
-        let Some(stream) = self.streams.remove(&id.value()) else {
+        let Some(mut stream) = self.streams.remove(&id.value()) else {
             return;
         };
+        self.spare_queue(std::mem::take(&mut stream.queue));
         if stream.state != State::Idle {
             if self.recently_closed.len() == RECENTLY_CLOSED {
                 self.recently_closed.pop_front();
@@ -1792,6 +1806,18 @@ impl Connection {
             }
         }
         self.maybe_finish_draining();
+    }
+
+    /// Keeps an emptied send queue for the next stream, so that a stream of a few frames
+    /// (most gRPC calls) needs no allocation for them; a queue grown by a burst of sends,
+    /// or one too many, is freed.
+    fn spare_queue(&mut self, mut queue: VecDeque<Item>) {
+        const KEEP: usize = 8;
+        const MAX_CAPACITY: usize = 4;
+        if self.spare_queues.len() < KEEP && (1..=MAX_CAPACITY).contains(&queue.capacity()) {
+            queue.clear();
+            self.spare_queues.push(queue);
+        }
     }
 
     /// We reset a peer's stream that we never accepted or that just broke a rule.

@@ -1150,7 +1150,7 @@ impl Sim {
         )
         .expect("valid metadata");
         let path = spec.method.as_deref().unwrap_or(spec.kind.path());
-        let mut options = CallOptions::new(path)
+        let mut options = CallOptions::new(Bytes::copy_from_slice(path.as_bytes()))
             .metadata(md)
             .wait_for_ready(spec.wait_for_ready);
         let deadline = spec.deadline.map(|d| self.now + d);
