@@ -168,6 +168,19 @@ impl RequestHeaders {
     /// already passed is sent as `0n` (the server then fails the call at once, which is
     /// what the spec's deadline semantics want rather than us refusing to send).
     pub fn build(&self, now: Instant) -> Result<Vec<Header>, RequestHeadersError> {
+        let mut out = Vec::new();
+        self.build_into(now, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`build`](Self::build) into `out`, emptied first: a list from
+    /// [`Connection::header_list`](crate::h2::Connection::header_list), say, to reuse
+    /// its memory.
+    pub fn build_into(
+        &self,
+        now: Instant,
+        out: &mut Vec<Header>,
+    ) -> Result<(), RequestHeadersError> {
         check_path(&self.path)?;
         if self.authority.is_empty() || !self.authority.iter().all(|&b| is_visible_ascii(b)) {
             return Err(RequestHeadersError::InvalidAuthority {
@@ -203,7 +216,8 @@ impl RequestHeaders {
             }
         };
 
-        let mut out = Vec::with_capacity(11 + self.metadata.len());
+        out.clear();
+        out.reserve(11 + self.metadata.len());
         out.push(Header::new(":method", "POST"));
         out.push(Header::new(":scheme", self.scheme.as_str()));
         out.push(Header::new(":path", self.path.clone()));
@@ -220,8 +234,8 @@ impl RequestHeaders {
         }
         out.push(Header::new("grpc-accept-encoding", ACCEPT_ENCODING));
         out.push(Header::new("user-agent", user_agent));
-        self.metadata.to_headers(&mut out);
-        Ok(out)
+        self.metadata.to_headers(out);
+        Ok(())
     }
 }
 

@@ -133,6 +133,9 @@ pub struct Connection {
     spare_fields: Vec<Vec<Field>>,
     /// Emptied send queues of closed streams, reused by the next streams.
     spare_queues: Vec<VecDeque<Item>>,
+    /// Emptied header lists of written HEADERS, handed out by
+    /// [`Connection::header_list`].
+    spare_headers: Vec<Vec<Header>>,
 
     // Writing.
     preface_written: bool,
@@ -247,6 +250,7 @@ impl Connection {
             hpack_decoder,
             spare_fields: Vec::new(),
             spare_queues: Vec::new(),
+            spare_headers: Vec::new(),
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
             control: VecDeque::new(),
@@ -835,6 +839,13 @@ impl Connection {
         }
     }
 
+    /// An empty header list to fill for [`open_stream`](Self::open_stream) or
+    /// [`send_headers`](Self::send_headers): one of those already written when there is
+    /// one, so that sending headers allocates nothing in steady state.
+    pub fn header_list(&mut self) -> Vec<Header> {
+        self.spare_headers.pop().unwrap_or_default()
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -985,6 +996,7 @@ impl Connection {
                         ..Headers::new(id, self.block_scratch.split().freeze())
                     };
                     let _ = Frame::Headers(headers).encode(&mut self.out, max_frame);
+                    spare_header_list(&mut self.spare_headers, fields);
                     if end_stream {
                         closed = stream.on_end_stream_sent();
                         break;
@@ -1975,5 +1987,16 @@ impl Connection {
             reason: reason.clone(),
         });
         self.closed = Some(reason);
+    }
+}
+
+/// Keeps a written header list for [`Connection::header_list`]: two, of at most 32
+/// fields, as they stay with an idle connection.
+fn spare_header_list(spares: &mut Vec<Vec<Header>>, mut list: Vec<Header>) {
+    const KEEP: usize = 2;
+    const MAX_CAPACITY: usize = 32;
+    if spares.len() < KEEP && (1..=MAX_CAPACITY).contains(&list.capacity()) {
+        list.clear();
+        spares.push(list);
     }
 }

@@ -268,7 +268,10 @@ impl ClientTransport {
         now: Instant,
     ) -> Result<CallId, StartCallError> {
         self.now = self.now.max(now);
-        let fields = headers.build(now).map_err(StartCallError::Headers)?;
+        let mut fields = self.conn.header_list();
+        headers
+            .build_into(now, &mut fields)
+            .map_err(StartCallError::Headers)?;
         let stream = self
             .conn
             .open_stream(fields, false)
