@@ -996,7 +996,11 @@ impl Connection {
                         ..Headers::new(id, self.block_scratch.split().freeze())
                     };
                     let _ = Frame::Headers(headers).encode(&mut self.out, max_frame);
-                    spare_header_list(&mut self.spare_headers, fields);
+                    if self.role == Role::Client {
+                        // Only the client transport draws lists (for requests): a
+                        // server's would sit unused.
+                        spare_header_list(&mut self.spare_headers, fields);
+                    }
                     if end_stream {
                         closed = stream.on_end_stream_sent();
                         break;
