@@ -20,6 +20,7 @@ pub mod grpc;
 pub mod h2;
 pub mod hpack;
 pub mod id_map;
+mod spares;
 
 pub use error_code::ErrorCode;
 

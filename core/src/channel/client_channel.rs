@@ -37,6 +37,7 @@ use crate::grpc::transport::{
 };
 use crate::h2::{Config, ConnectionMemory, ConnectionWindows, StreamWindows, Transmit};
 use crate::id_map::IdMap;
+use crate::spares::Spares;
 
 /// Schemes the core resolves itself, with no I/O.
 const STATIC_SCHEMES: [&str; 5] = ["passthrough", "unix", "unix-abstract", "ipv4", "ipv6"];
@@ -300,8 +301,9 @@ struct Core {
     calls: IdMap<u64, Call>,
     queued: VecDeque<u64>,
     queued_deadlines: BTreeSet<(Instant, u64)>,
-    /// Emptied retry buffers of committed calls, for the next calls.
-    spare_replays: Vec<Vec<Bytes>>,
+    /// Emptied retry buffers of committed calls, for the next calls: eight, of a few
+    /// messages each (a unary call buffers one).
+    spare_replays: Spares<Vec<Bytes>>,
     /// Method paths handed out by [`Channel::method_path`].
     paths: Vec<Bytes>,
     actions: VecDeque<Action>,
@@ -371,7 +373,7 @@ impl Channel {
             calls: IdMap::default(),
             queued: VecDeque::new(),
             queued_deadlines: BTreeSet::new(),
-            spare_replays: Vec::new(),
+            spare_replays: Spares::new(8, 4),
             paths: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -767,10 +769,8 @@ impl Channel {
         }
         call.send_closed = last;
         if !call.committed {
-            if call.replay.capacity() == 0
-                && let Some(spare) = core.spare_replays.pop()
-            {
-                call.replay = spare;
+            if call.replay.capacity() == 0 {
+                call.replay = core.spare_replays.take();
             }
             call.replay_bytes += message.len();
             call.replay.push(message.clone());
@@ -915,7 +915,7 @@ impl Channel {
                     Some(ClientEvent::Headers(_) | ClientEvent::Message(_))
                 ) {
                     call.committed = true;
-                    spare_replay(&mut core.spare_replays, std::mem::take(&mut call.replay));
+                    core.spare_replays.put(std::mem::take(&mut call.replay));
                     call.replay_bytes = 0;
                 }
                 // Taking a message may free window: a WINDOW_UPDATE to write.
@@ -1757,17 +1757,6 @@ fn find_builder(
 }
 
 /// A call's path as text: it was a `String` before it became `Bytes`.
-/// Keeps an emptied retry buffer for the next call, so that a call of one message (a
-/// unary call) needs no allocation for it; large or surplus buffers are freed.
-fn spare_replay(spares: &mut Vec<Vec<Bytes>>, mut replay: Vec<Bytes>) {
-    const KEEP: usize = 8;
-    const MAX_CAPACITY: usize = 4;
-    if spares.len() < KEEP && (1..=MAX_CAPACITY).contains(&replay.capacity()) {
-        replay.clear();
-        spares.push(replay);
-    }
-}
-
 fn path_str(path: &Bytes) -> &str {
     std::str::from_utf8(path).unwrap_or_default()
 }

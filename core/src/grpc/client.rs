@@ -393,15 +393,9 @@ impl ResponseReader {
         }
     }
 
-    /// Its event queue, emptied, for the next call to [`use_queue`](Self::use_queue);
-    /// `None` when it never allocated or grew past what is worth keeping.
-    pub(crate) fn take_queue(&mut self) -> Option<EventQueue> {
-        const MAX_KEPT_CAPACITY: usize = 8;
-        let mut queue = std::mem::take(&mut self.events);
-        queue.clear();
-        (1..=MAX_KEPT_CAPACITY)
-            .contains(&queue.capacity())
-            .then_some(queue)
+    /// Its event queue, for the next call to [`use_queue`](Self::use_queue).
+    pub(crate) fn take_queue(&mut self) -> EventQueue {
+        std::mem::take(&mut self.events)
     }
 
     /// True once the final status has been produced (it may still be waiting in

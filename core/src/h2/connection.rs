@@ -28,6 +28,7 @@ use crate::frame::{
 };
 use crate::hpack::{self, Field, HeaderField, Indexing};
 use crate::id_map::IdMap;
+use crate::spares::Spares;
 
 /// Largest stream id (RFC 9113 §5.1.1: 31 bits).
 const MAX_STREAM_ID: u32 = (1 << 31) - 1;
@@ -131,11 +132,12 @@ pub struct Connection {
     /// Emptied field lists handed back by [`Connection::recycle_fields`], reused for the
     /// next header blocks instead of allocating one per block.
     spare_fields: Vec<Vec<Field>>,
-    /// Emptied send queues of closed streams, reused by the next streams.
-    spare_queues: Vec<VecDeque<Item>>,
+    /// Emptied send queues of closed or idle streams, reused by the next streams: eight,
+    /// of a few items each (most gRPC calls send at most three frames).
+    spare_queues: Spares<VecDeque<Item>>,
     /// Emptied header lists of written HEADERS, handed out by
-    /// [`Connection::header_list`].
-    spare_headers: Vec<Vec<Header>>,
+    /// [`Connection::header_list`]: two, of at most 32 fields.
+    spare_headers: Spares<Vec<Header>>,
 
     // Writing.
     preface_written: bool,
@@ -249,8 +251,8 @@ impl Connection {
             decoder,
             hpack_decoder,
             spare_fields: Vec::new(),
-            spare_queues: Vec::new(),
-            spare_headers: Vec::new(),
+            spare_queues: Spares::new(8, 4),
+            spare_headers: Spares::new(2, 32),
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
             control: VecDeque::new(),
@@ -596,9 +598,7 @@ impl Connection {
             self.peer_initial_window,
             self.stream_recv_limit(),
         );
-        if let Some(queue) = self.spare_queues.pop() {
-            stream.queue = queue;
-        }
+        stream.queue = self.spare_queues.take();
         stream.headers_queued = true;
         stream.send_finished = end_stream;
         stream.queue.push_back(Item::Headers {
@@ -843,7 +843,7 @@ impl Connection {
     /// [`send_headers`](Self::send_headers): one of those already written when there is
     /// one, so that sending headers allocates nothing in steady state.
     pub fn header_list(&mut self) -> Vec<Header> {
-        self.spare_headers.pop().unwrap_or_default()
+        self.spare_headers.take()
     }
 
     /// The next event for the application.
@@ -999,7 +999,7 @@ impl Connection {
                     if self.role == Role::Client {
                         // Only the client transport draws lists (for requests): a
                         // server's would sit unused.
-                        spare_header_list(&mut self.spare_headers, fields);
+                        self.spare_headers.put(fields);
                     }
                     if end_stream {
                         closed = stream.on_end_stream_sent();
@@ -1080,8 +1080,7 @@ impl Connection {
         if stream.queue.is_empty() && stream.queue.capacity() > 0 {
             // A long-lived stream that has sent everything should not keep its queue's
             // memory while idle: it goes to the next stream, or is freed.
-            let queue = std::mem::take(&mut stream.queue);
-            self.spare_queue(queue);
+            self.spare_queues.put(std::mem::take(&mut stream.queue));
         }
         self.schedule(id);
     }
@@ -1340,9 +1339,7 @@ impl Connection {
             self.peer_initial_window,
             self.stream_recv_limit(),
         );
-        if let Some(queue) = self.spare_queues.pop() {
-            stream.queue = queue;
-        }
+        stream.queue = self.spare_queues.take();
         stream.counted = true;
         stream.recv_phase = RecvPhase::Body;
         if end_stream {
@@ -1804,7 +1801,7 @@ impl Connection {
         let Some(mut stream) = self.streams.remove(&id.value()) else {
             return;
         };
-        self.spare_queue(std::mem::take(&mut stream.queue));
+        self.spare_queues.put(std::mem::take(&mut stream.queue));
         if stream.state != State::Idle {
             if self.recently_closed.len() == RECENTLY_CLOSED {
                 self.recently_closed.pop_front();
@@ -1822,18 +1819,6 @@ impl Connection {
             }
         }
         self.maybe_finish_draining();
-    }
-
-    /// Keeps an emptied send queue for the next stream, so that a stream of a few frames
-    /// (most gRPC calls) needs no allocation for them; a queue grown by a burst of sends,
-    /// or one too many, is freed.
-    fn spare_queue(&mut self, mut queue: VecDeque<Item>) {
-        const KEEP: usize = 8;
-        const MAX_CAPACITY: usize = 4;
-        if self.spare_queues.len() < KEEP && (1..=MAX_CAPACITY).contains(&queue.capacity()) {
-            queue.clear();
-            self.spare_queues.push(queue);
-        }
     }
 
     /// We reset a peer's stream that we never accepted or that just broke a rule.
@@ -1991,16 +1976,5 @@ impl Connection {
             reason: reason.clone(),
         });
         self.closed = Some(reason);
-    }
-}
-
-/// Keeps a written header list for [`Connection::header_list`]: two, of at most 32
-/// fields, as they stay with an idle connection.
-fn spare_header_list(spares: &mut Vec<Vec<Header>>, mut list: Vec<Header>) {
-    const KEEP: usize = 2;
-    const MAX_CAPACITY: usize = 32;
-    if spares.len() < KEEP && (1..=MAX_CAPACITY).contains(&list.capacity()) {
-        list.clear();
-        spares.push(list);
     }
 }

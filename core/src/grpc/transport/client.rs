@@ -20,6 +20,7 @@ use crate::h2::{
     Role, Transmit,
 };
 use crate::id_map::IdMap;
+use crate::spares::Spares;
 
 /// What a [`ClientTransport`] tells its owner, from
 /// [`poll_event`](ClientTransport::poll_event).
@@ -136,14 +137,11 @@ pub struct ClientTransport {
     limits: MessageLimits,
     /// Assembly buffers of finished calls, for the next ones.
     assembly: AssemblyPool,
-    /// Event queues of finished calls, for the next ones (at most [`KEPT_QUEUES`]).
-    spare_queues: Vec<EventQueue>,
+    /// Event queues of finished calls, for the next ones: enough for calls that end
+    /// and start in the same turn, a few hundred bytes each.
+    spare_queues: Spares<EventQueue>,
     now: Instant,
 }
-
-/// Event queues a transport keeps for its next calls: enough for calls that end and
-/// start in the same turn, a few hundred bytes each.
-const KEPT_QUEUES: usize = 4;
 
 impl ClientTransport {
     /// A client transport over a new connection (`config` is normally
@@ -157,7 +155,7 @@ impl ClientTransport {
             events: VecDeque::new(),
             limits,
             assembly: AssemblyPool::new(),
-            spare_queues: Vec::new(),
+            spare_queues: Spares::new(4, 8),
             now,
         }
     }
@@ -282,7 +280,7 @@ impl ClientTransport {
         }
         let mut reader = ResponseReader::with_max_message_size(limits.max_recv);
         reader.draw_buffers(&mut self.assembly);
-        if let Some(queue) = self.spare_queues.pop() {
+        if let Some(queue) = self.spare_queues.try_take() {
             reader.use_queue(queue);
         }
         self.calls.insert(
@@ -421,11 +419,7 @@ impl ClientTransport {
     fn remove(&mut self, id: CallId) {
         if let Some(mut call) = self.calls.remove(&id.0.value()) {
             call.reader.return_buffers(&mut self.assembly);
-            if self.spare_queues.len() < KEPT_QUEUES
-                && let Some(queue) = call.reader.take_queue()
-            {
-                self.spare_queues.push(queue);
-            }
+            self.spare_queues.put(call.reader.take_queue());
             if let Some(at) = call.deadline {
                 self.deadlines.remove(at, id);
             }
