@@ -31,7 +31,9 @@ use grpc_sansio::h2::Transmit;
 use grpc_sansio::id_map::IdMap;
 
 use crate::read_region::ReadRegion;
-use crate::rt::{BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now};
+use crate::rt::{
+    AbortOnDrop, BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now,
+};
 
 /// Opens the byte stream for an address (grpc-go's custom dialer). The default,
 /// [`PlainConnector`], opens TCP (TCP_NODELAY on) or a unix socket with the channel's
@@ -454,13 +456,13 @@ async fn connection_task<R: Runtime>(
     let now = shared.now();
     shared.with(|st| st.core.connect_result(conn, Ok(()), now));
     let (reader, writer) = io.split();
-    let writer_task = Task::spawn(
+    // The reader ends on EOF or error, or this task is aborted once the core has
+    // closed the connection: either way the writer, and with it the socket, goes too.
+    let _writer = AbortOnDrop(Task::spawn(
         &shared.rt,
         write_loop(Arc::downgrade(&shared), conn, writer, flush),
-    );
+    ));
     read_loop(Arc::downgrade(&shared), conn, reader, resume, paused).await;
-    // The reader ends on EOF or error; the writer has nothing left to do.
-    writer_task.abort();
 }
 
 /// Socket → core, pausing while the core does not want to read (flow control).

@@ -311,6 +311,17 @@ impl Task {
     }
 }
 
+/// Aborts its task when dropped: for a task that must not outlive the one that spawned
+/// it, even when that one is aborted (a connection's writer holds its socket open).
+#[derive(Debug)]
+pub(crate) struct AbortOnDrop(pub(crate) Task);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Runs `fut` for at most `limit`; `None` if the time ran out first.
 pub(crate) async fn timeout<R: Runtime, F: Future>(
     rt: &R,

@@ -24,7 +24,7 @@ use grpc_sansio::h2::{Config, EnforcementPolicy, ServerKeepaliveConfig, Transmit
 use crate::codec::Codec;
 use crate::driver::write_chunks;
 use crate::read_region::ReadRegion;
-use crate::rt::{BoxFuture, Io, Runtime, Signal, Task, Watch, timeout, yield_now};
+use crate::rt::{AbortOnDrop, BoxFuture, Io, Runtime, Signal, Task, Watch, timeout, yield_now};
 
 /// A request of a unary handler.
 #[derive(Debug)]
@@ -691,8 +691,15 @@ impl<C: Codec, R: Runtime> Outgoing<C, R> {
 /// Runs one connection: the writer and timer as tasks, the reader here.
 async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
     let (mut reader, writer) = io.split();
-    let writer = Task::spawn(&conn.rt, server_write_loop(Arc::downgrade(&conn), writer));
-    let timer = Task::spawn(&conn.rt, server_timer_loop(Arc::downgrade(&conn)));
+    // Neither may outlive this task, even aborted: the writer holds the socket open.
+    let writer = AbortOnDrop(Task::spawn(
+        &conn.rt,
+        server_write_loop(Arc::downgrade(&conn), writer),
+    ));
+    let _timer = AbortOnDrop(Task::spawn(
+        &conn.rt,
+        server_timer_loop(Arc::downgrade(&conn)),
+    ));
     let mut region = ReadRegion::default();
     loop {
         loop {
@@ -727,13 +734,8 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
     }
     // Let the writer push out the last frames (GOAWAY), then stop.
     let rt = conn.rt.clone();
-    if timeout(&rt, Duration::from_secs(1), writer.join())
-        .await
-        .is_none()
-    {
-        writer.abort();
-    }
-    timer.abort();
+    // Past the limit, dropping the guard aborts it.
+    let _ = timeout(&rt, Duration::from_secs(1), writer.0.join()).await;
 }
 
 async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHalf<Box<dyn Io>>) {
