@@ -348,18 +348,11 @@ async fn ours_worker<R: Runtime>(
             let req = output_request(size, messages_per_call(size));
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let mut s = ch
+                let s = ch
                     .server_streaming::<OurOutput>(&path, req.clone(), CallOptions::new())
                     .await
                     .expect("server streaming call");
-                let mut n = 0u64;
-                while let Some(m) = s.message().await.expect("message") {
-                    n += m.payload.map_or(0, |p| p.body.len()) as u64;
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-                rec.record(t, n);
+                rec.record(t, payload_until_stop(s, &stop).await);
             }
         }
         Figure::CStream => {
@@ -380,26 +373,96 @@ async fn ours_worker<R: Runtime>(
         }
         Figure::PingPong => {
             let path = method_path("FullDuplexCall");
-            let (mut tx, mut rx) = ch
+            let (tx, rx) = ch
                 .bidi_streaming::<OurOutput>(&path, CallOptions::new())
                 .await
                 .expect("bidi call");
-            let req = StreamingOutputCallRequest {
-                payload: Some(zero_payload(size)),
-                ..output_request(size, 1)
-            };
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                tx.send(req.clone()).await.expect("send");
-                rx.message().await.expect("message").expect("a response");
-                rec.record(t, size as u64);
-            }
-            drop(tx);
-            while let Ok(Some(_)) = rx.message().await {}
+            ping_pong(tx, rx, &pingpong_request(size), &stop, &mut rec).await;
         }
         Figure::Idle => unreachable!(),
     }
     rec.bytes
+}
+
+/// A stream of `StreamingOutputCall` responses, from either client.
+trait OutputStream: Send {
+    /// The next response: `Ok(None)` at the end, `Err` (the status) if the call failed.
+    fn next(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<StreamingOutputCallResponse>, String>> + Send;
+}
+
+impl<R: Runtime> OutputStream for grpc_sansio_runtime::Streaming<OurOutput, R> {
+    async fn next(&mut self) -> Result<Option<StreamingOutputCallResponse>, String> {
+        self.message().await.map_err(|s| format!("{s:?}"))
+    }
+}
+
+impl OutputStream for tonic::Streaming<StreamingOutputCallResponse> {
+    async fn next(&mut self) -> Result<Option<StreamingOutputCallResponse>, String> {
+        self.message().await.map_err(|s| format!("{s:?}"))
+    }
+}
+
+/// The request side of a `FullDuplexCall`, from either client.
+trait InputSink: Send {
+    /// Sends one request. A failed call ends the run.
+    fn send_one(
+        &mut self,
+        req: StreamingOutputCallRequest,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl<R: Runtime> InputSink for grpc_sansio_runtime::Sender<OurOutput, R> {
+    async fn send_one(&mut self, req: StreamingOutputCallRequest) {
+        self.send(req).await.expect("send");
+    }
+}
+
+impl InputSink for tokio::sync::mpsc::Sender<StreamingOutputCallRequest> {
+    async fn send_one(&mut self, req: StreamingOutputCallRequest) {
+        self.send(req).await.expect("send");
+    }
+}
+
+/// The ping-pong request: one response of `size` bytes.
+fn pingpong_request(size: usize) -> StreamingOutputCallRequest {
+    StreamingOutputCallRequest {
+        payload: Some(zero_payload(size)),
+        ..output_request(size, 1)
+    }
+}
+
+/// Round trips of `req` until `stop`, each recorded; then closes the requests and
+/// drains the responses.
+async fn ping_pong(
+    mut tx: impl InputSink,
+    mut rx: impl OutputStream,
+    req: &StreamingOutputCallRequest,
+    stop: &AtomicBool,
+    rec: &mut Recorder,
+) {
+    let size = req.payload.as_ref().map_or(0, |p| p.body.len());
+    while !stop.load(Ordering::Relaxed) {
+        let t = Instant::now();
+        tx.send_one(req.clone()).await;
+        rx.next().await.expect("message").expect("a response");
+        rec.record(t, size as u64);
+    }
+    drop(tx);
+    while let Ok(Some(_)) = rx.next().await {}
+}
+
+/// The payload bytes of `s`'s responses, until it ends or `stop` is set.
+async fn payload_until_stop(mut s: impl OutputStream, stop: &AtomicBool) -> u64 {
+    let mut n = 0u64;
+    while let Some(m) = s.next().await.expect("message") {
+        n += m.payload.map_or(0, |p| p.body.len()) as u64;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    n
 }
 
 /// [`Client::worker`] for tonic's client.
@@ -434,18 +497,11 @@ async fn tonic_worker(
             let req = output_request(size, messages_per_call(size));
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let mut s = c
+                let s = c
                     .server_stream(req.clone())
                     .await
                     .expect("server streaming");
-                let mut n = 0u64;
-                while let Some(m) = s.message().await.expect("message") {
-                    n += m.payload.map_or(0, |p| p.body.len()) as u64;
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                }
-                rec.record(t, n);
+                rec.record(t, payload_until_stop(s, &stop).await);
             }
         }
         Figure::CStream => {
@@ -470,24 +526,14 @@ async fn tonic_worker(
             }
         }
         Figure::PingPong => {
-            let req = StreamingOutputCallRequest {
-                payload: Some(zero_payload(size)),
-                ..output_request(size, 1)
-            };
+            let req = pingpong_request(size);
             // The first request goes with the call: a server may hold its response
             // headers until the first message.
             let (tx, r) = c.duplex(Some(req.clone()), false, None, None).await;
             let tx = tx.expect("sender");
             let mut rx = r.expect("bidi call").into_inner();
-            rx.message().await.expect("message").expect("a response");
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                tx.send(req.clone()).await.expect("send");
-                rx.message().await.expect("message").expect("a response");
-                rec.record(t, size as u64);
-            }
-            drop(tx);
-            while let Ok(Some(_)) = rx.message().await {}
+            rx.next().await.expect("message").expect("a response");
+            ping_pong(tx, rx, &req, &stop, &mut rec).await;
         }
         Figure::Idle => unreachable!(),
     }

@@ -280,9 +280,7 @@ impl ClientTransport {
         }
         let mut reader = ResponseReader::with_max_message_size(limits.max_recv);
         reader.draw_buffers(&mut self.assembly);
-        if let Some(queue) = self.spare_queues.try_take() {
-            reader.use_queue(queue);
-        }
+        reader.use_queue(self.spare_queues.take());
         self.calls.insert(
             stream.value(),
             ClientCall {
