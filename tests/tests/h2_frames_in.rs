@@ -1078,3 +1078,91 @@ fn until_our_settings_are_acknowledged_the_limit_is_16_kib() {
         Some(ErrorCode::FrameSizeError)
     );
 }
+
+/// DATA frames of `len` bytes each, frame `i` filled with byte `i`, on stream 1.
+fn data_frames(n: usize, len: usize) -> Vec<u8> {
+    let mut wire = bytes::BytesMut::new();
+    for i in 0..n {
+        Frame::Data(grpc_sansio::frame::Data::new(
+            StreamId::new(1),
+            Bytes::from(vec![i as u8; len]),
+        ))
+        .encode(&mut wire, grpc_sansio::frame::DEFAULT_MAX_FRAME_SIZE)
+        .unwrap();
+    }
+    wire.to_vec()
+}
+
+#[test]
+fn frames_after_one_split_across_two_reads_are_delivered_from_the_second_read_in_place() {
+    // Two reads into different buffers (a reader moving to a new region): the frame
+    // they split is joined by a copy, and every frame after it is a slice of the
+    // second buffer, however large that read is.
+    const FRAMES: usize = 12;
+    const LEN: usize = 1000;
+    let wire = data_frames(FRAMES, LEN);
+    let frame_len = 9 + LEN;
+    // Inside the 4th frame's header, at its first byte, inside its payload, and one
+    // byte before its end.
+    for cut in [3 * frame_len + 4, 3 * frame_len, 3 * frame_len + 500, 4 * frame_len - 1] {
+        let mut s = Scripted::connected(Role::Server, Config::server());
+        let h = s.headers(1, REQUEST, false);
+        s.send(h);
+        s.events();
+        s.conn.recv(bytes::BytesMut::from(&wire[..cut]), s.now);
+        let second = bytes::BytesMut::from(&wire[cut..]);
+        let range = second.as_ptr() as usize..second.as_ptr() as usize + second.len();
+        s.conn.recv(second, s.now);
+        let payloads: Vec<Bytes> = s
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Data { data, .. } => Some(data),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(payloads.len(), FRAMES, "cut at {cut}");
+        for (i, p) in payloads.iter().enumerate() {
+            assert_eq!(p.len(), LEN);
+            assert!(p.iter().all(|&b| b == i as u8), "frame {i}, cut at {cut}");
+            let starts_after_cut = (i * frame_len) >= cut;
+            if starts_after_cut {
+                assert!(
+                    range.contains(&(p.as_ptr() as usize)),
+                    "frame {i} after the cut at {cut} was copied"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_frame_split_across_several_reads_is_joined_whole() {
+    // The 2nd frame arrives in 7-byte pieces, each its own buffer, then the rest at once.
+    const LEN: usize = 300;
+    let wire = data_frames(3, LEN);
+    let frame_len = 9 + LEN;
+    let mut s = Scripted::connected(Role::Server, Config::server());
+    let h = s.headers(1, REQUEST, false);
+    s.send(h);
+    s.events();
+    let mut at = frame_len + 2;
+    s.conn.recv(bytes::BytesMut::from(&wire[..at]), s.now);
+    while at < 2 * frame_len - 7 {
+        s.conn.recv(bytes::BytesMut::from(&wire[at..at + 7]), s.now);
+        at += 7;
+    }
+    s.conn.recv(bytes::BytesMut::from(&wire[at..]), s.now);
+    let payloads: Vec<Bytes> = s
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads.len(), 3);
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(&p[..], &vec![i as u8; LEN][..], "frame {i}");
+    }
+}

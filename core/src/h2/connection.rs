@@ -474,8 +474,45 @@ impl Connection {
         }
         if self.inbox.is_empty() {
             self.inbox = data;
+        } else if self.awaiting_preface || continues(&self.inbox, &data) {
+            // Zero-copy when `data` continues the inbox's buffer (`unsplit` checks),
+            // a copy of a few preface bytes otherwise.
+            self.inbox.unsplit(data);
         } else {
-            // Zero-copy when `data` continues the inbox's buffer, a copy otherwise.
+            self.join(data, now);
+            return;
+        }
+        self.process_inbox(now);
+    }
+
+    /// `data` is a new buffer while the inbox holds the start of a frame: copies only
+    /// the bytes that frame lacks, so the rest of `data` is decoded where it lies.
+    /// (Appending all of `data` to the inbox would copy a whole read, up to the
+    /// runtime's 256 KiB region, each time the reader moves to a new region.)
+    fn join(&mut self, mut data: BytesMut, now: Instant) {
+        let lacking = match frame_lacks(&self.inbox, &data) {
+            // The inbox holds whole frames processing stopped before (the peer owes us
+            // reading its replies): they must be decoded first, so `data` goes behind.
+            0 => {
+                self.inbox.unsplit(data);
+                return self.process_inbox(now);
+            }
+            n => n.min(data.len()),
+        };
+        if self.inbox.capacity() - self.inbox.len() < lacking {
+            // One allocation for the whole frame, however many reads it takes to come.
+            let mut joined = BytesMut::with_capacity(self.inbox.len() + lacking);
+            joined.extend_from_slice(&self.inbox);
+            self.inbox = joined;
+        }
+        self.inbox.extend_from_slice(&data.split_to(lacking));
+        self.process_inbox(now);
+        if data.is_empty() || self.closed.is_some() {
+            return;
+        }
+        if self.inbox.is_empty() {
+            self.inbox = data;
+        } else {
             self.inbox.unsplit(data);
         }
         self.process_inbox(now);
@@ -1978,3 +2015,25 @@ impl Connection {
         self.closed = Some(reason);
     }
 }
+/// True when `next` starts where `inbox` ends in memory (a later read from the same
+/// region), which `BytesMut::unsplit` joins without copying.
+fn continues(inbox: &BytesMut, next: &BytesMut) -> bool {
+    inbox.as_ptr().wrapping_add(inbox.len()) == next.as_ptr()
+}
+
+/// How many bytes the frame `inbox` begins with lacks, its header read across `inbox`
+/// and `next`; 0 when `inbox` holds at least one whole frame.
+fn frame_lacks(inbox: &[u8], next: &[u8]) -> usize {
+    let mut head = [0u8; frame::HEADER_LEN];
+    let have = inbox.len().min(frame::HEADER_LEN);
+    head[..have].copy_from_slice(&inbox[..have]);
+    let from_next = (frame::HEADER_LEN - have).min(next.len());
+    head[have..have + from_next].copy_from_slice(&next[..from_next]);
+    if have + from_next < frame::HEADER_LEN {
+        // Even the header is not complete yet: take what there is of it.
+        return frame::HEADER_LEN - have;
+    }
+    let whole = frame::HEADER_LEN + frame::FrameHeader::parse(&head).len as usize;
+    whole.saturating_sub(inbox.len())
+}
+
