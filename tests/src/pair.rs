@@ -175,7 +175,15 @@ impl Pair {
         let mut delivered = false;
         while !wire.is_empty() && conn.wants_read() {
             let n = self.rng.range(1, chunk_max).min(wire.len());
-            let chunk = wire.split_to(n);
+            // Half the reads land in a buffer of their own, as a reader's do when it
+            // moves to a new region, so frames straddle separate buffers too.
+            let chunk = if self.rng.percent(50) {
+                wire.split_to(n)
+            } else {
+                let own = BytesMut::from(&wire[..n]);
+                bytes::Buf::advance(wire, n);
+                own
+            };
             if let Some(log) = &mut self.wire_log {
                 log.push(WireEvent::Delivered {
                     to,

@@ -1104,7 +1104,12 @@ fn frames_after_one_split_across_two_reads_are_delivered_from_the_second_read_in
     let frame_len = 9 + LEN;
     // Inside the 4th frame's header, at its first byte, inside its payload, and one
     // byte before its end.
-    for cut in [3 * frame_len + 4, 3 * frame_len, 3 * frame_len + 500, 4 * frame_len - 1] {
+    for cut in [
+        3 * frame_len + 4,
+        3 * frame_len,
+        3 * frame_len + 500,
+        4 * frame_len - 1,
+    ] {
         let mut s = Scripted::connected(Role::Server, Config::server());
         let h = s.headers(1, REQUEST, false);
         s.send(h);

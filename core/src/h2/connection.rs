@@ -2036,4 +2036,3 @@ fn frame_lacks(inbox: &[u8], next: &[u8]) -> usize {
     let whole = frame::HEADER_LEN + frame::FrameHeader::parse(&head).len as usize;
     whole.saturating_sub(inbox.len())
 }
-
