@@ -1192,6 +1192,11 @@ impl Channel {
     }
 
     fn drain_subchannels(&mut self) -> bool {
+        // Runs several times per step of every call, and the common answer is none:
+        // one pass over the queues rather than collecting ids to visit.
+        if !self.core.subchannels.values().any(Subchannel::has_actions) {
+            return false;
+        }
         let mut progress = false;
         let mut ids = std::mem::take(&mut self.scratch_subchannels);
         ids.clear();
@@ -1243,6 +1248,14 @@ impl Channel {
     }
 
     fn drain_transports(&mut self) -> bool {
+        // As in `drain_subchannels`: most passes find every queue empty.
+        if !self.core.conns.values().any(|c| {
+            c.transport
+                .as_ref()
+                .is_some_and(ClientTransport::has_events)
+        }) {
+            return false;
+        }
         let mut progress = false;
         let mut conns = std::mem::take(&mut self.scratch_conns);
         conns.clear();

@@ -383,6 +383,11 @@ impl Subchannel {
         self.actions.pop_front()
     }
 
+    /// True when [`poll_action`](Self::poll_action) has something to return.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     fn push(&mut self, action: SubchannelAction) {
         self.actions.push_back(action);
     }

@@ -229,6 +229,11 @@ impl ClientTransport {
         self.events.pop_front()
     }
 
+    /// True when [`poll_event`](Self::poll_event) has something to return.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Sends a PING ([`ClientTransportEvent::PingAck`] reports the round trip).
     pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), CommandError> {
         self.conn.ping(payload)
