@@ -675,7 +675,7 @@ impl<R: Runtime> RawCall<R> {
         if !st.core.can_send(id) {
             return Poll::Ready(Err(call_ended()));
         }
-        if !Self::has_room(st, id) {
+        if st.core.send_capacity(id) == 0 {
             Shared::<R>::wait_write(st, id, cx.waker());
             return Poll::Pending;
         }
@@ -691,7 +691,9 @@ impl<R: Runtime> RawCall<R> {
     /// with [`call_ended`] once it cannot take any more.
     async fn writable(&mut self) -> Result<(), Status> {
         let id = self.id;
-        poll_fn(|cx| self.shared.with(|st| Self::room(st, id, cx))).await
+        // A look that changes nothing in the core (it may only leave a waker): there
+        // is nothing to settle after it.
+        poll_fn(|cx| self.shared.with_quiet(|st| Self::room(st, id, cx))).await
     }
 
     async fn send(&mut self, message: Bytes, last: bool) -> Result<(), Status> {

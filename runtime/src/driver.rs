@@ -170,7 +170,8 @@ impl<R: Runtime> Shared<R> {
         r
     }
 
-    /// Runs `f` on the state without settling (for the timer task's bookkeeping).
+    /// Runs `f` on the state without settling: for bookkeeping outside the core (the
+    /// timer's, a waiting sender's waker) and looks that change nothing in it.
     pub(crate) fn with_quiet<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         f(&mut self.lock())
     }
@@ -535,7 +536,13 @@ async fn write_loop<R: Runtime>(
         };
         let now = shared.now();
         shared.with(|st| {
-            while st.core.poll_transmit(conn, now, &mut out) > 0 && out.len() < 256 * 1024 {}
+            // Asking before calling again spares the call that would come back empty
+            // (each call steps the whole channel). The first call is always made: it
+            // is what re-arms the core's flush notice.
+            while st.core.poll_transmit(conn, now, &mut out) > 0
+                && out.len() < 256 * 1024
+                && st.core.wants_transmit(conn)
+            {}
             several = st.core.open_calls() > 1;
         });
         drop(shared);

@@ -422,6 +422,16 @@ impl Channel {
         self.core.state
     }
 
+    /// True when [`poll_transmit`](Self::poll_transmit) for `conn` has something to
+    /// write now.
+    pub fn wants_transmit(&self, conn: ConnId) -> bool {
+        self.core
+            .conns
+            .get(&conn)
+            .and_then(|c| c.transport.as_ref())
+            .is_some_and(ClientTransport::wants_transmit)
+    }
+
     /// Calls not yet ended and taken by the application.
     pub fn open_calls(&self) -> usize {
         self.core.calls.len()
@@ -1389,9 +1399,13 @@ impl Core {
 
     /// Tells the owner once that `conn` has bytes to write.
     fn tell_flush(&mut self, conn: ConnId) {
+        // Only when there is something to write: most reads (a response, a message)
+        // leave nothing, and waking the writer for nothing cost a task switch each.
         if let Some(c) = self.conns.get_mut(&conn)
             && !c.flush_told
-            && c.transport.is_some()
+            && c.transport
+                .as_ref()
+                .is_some_and(ClientTransport::wants_transmit)
         {
             c.flush_told = true;
             self.actions.push_back(Action::Flush(conn));

@@ -354,6 +354,14 @@ impl Connection {
         self.closed.is_some() && self.control.is_empty() && self.out.is_empty()
     }
 
+    /// True when [`poll_transmit`](Self::poll_transmit) has something to write now:
+    /// the preface, a control frame, or a stream with something it may send.
+    pub fn wants_transmit(&self) -> bool {
+        !self.preface_written
+            || !self.control.is_empty()
+            || (self.closed.is_none() && !self.ready.is_empty())
+    }
+
     /// Why the connection ended, once it has.
     pub fn close_reason(&self) -> Option<&CloseReason> {
         self.closed.as_ref()
@@ -900,10 +908,7 @@ impl Connection {
         // when there is something to write: owners poll until a call returns 0, and that
         // last, idle call allocated and freed a buffer every time (an allocation per
         // unary call on each side).
-        let work = !self.preface_written
-            || !self.control.is_empty()
-            || (self.closed.is_none() && !self.ready.is_empty());
-        if work {
+        if self.wants_transmit() {
             self.out.reserve(WRITE_BUFFER_RESERVE);
         }
         if !self.preface_written {

@@ -201,6 +201,11 @@ impl ClientTransport {
         n
     }
 
+    /// True when [`poll_transmit`](Self::poll_transmit) has something to write now.
+    pub fn wants_transmit(&self) -> bool {
+        self.conn.wants_transmit()
+    }
+
     /// When to call [`handle_timeout`](Self::handle_timeout) next: the connection's
     /// timers and the earliest call deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
