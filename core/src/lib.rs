@@ -13,6 +13,7 @@
 //! - [`channel`]: the client channel: targets, service config, resolvers, balancers,
 //!   subchannels with backoff, picks, and the connections they own.
 
+mod ascii;
 pub mod channel;
 pub mod error_code;
 pub mod frame;

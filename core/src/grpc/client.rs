@@ -22,6 +22,7 @@ use super::release::ReleaseLedger;
 use super::status::Status;
 use super::timeout::encode_timeout;
 use crate::ErrorCode;
+use crate::ascii;
 use crate::h2::{CloseReason, Header, StreamReset};
 use crate::hpack::Field;
 
@@ -182,7 +183,7 @@ impl RequestHeaders {
         out: &mut Vec<Header>,
     ) -> Result<(), RequestHeadersError> {
         check_path(&self.path)?;
-        if self.authority.is_empty() || !self.authority.iter().all(|&b| is_visible_ascii(b)) {
+        if self.authority.is_empty() || !ascii::all(&self.authority, is_visible_ascii) {
             return Err(RequestHeadersError::InvalidAuthority {
                 authority: String::from_utf8_lossy(&self.authority).into_owned(),
             });
@@ -246,18 +247,13 @@ fn is_visible_ascii(b: u8) -> bool {
 
 /// `/service/method`: a leading `/`, exactly one more, both parts non-empty.
 fn check_path(path: &[u8]) -> Result<(), RequestHeadersError> {
-    let ok = match path.strip_prefix(b"/") {
-        None => false,
-        Some(rest) => {
-            let mut parts = rest.split(|&b| b == b'/');
-            let service = parts.next().unwrap_or_default();
-            let method = parts.next();
-            matches!(method, Some(m) if !m.is_empty())
-                && !service.is_empty()
-                && parts.next().is_none()
-                && path.iter().all(|&b| is_visible_ascii(b))
-        }
-    };
+    // Two slashes, one first, neither next to the other nor last: both parts are
+    // non-empty. (Whole-slice passes, not a split: this runs for every call.)
+    let ok = path.first() == Some(&b'/')
+        && path.get(1).is_some_and(|&b| b != b'/')
+        && path.last() != Some(&b'/')
+        && ascii::count(path, b'/') == 2
+        && ascii::all(path, is_visible_ascii);
     if ok {
         Ok(())
     } else {
@@ -835,6 +831,8 @@ mod tests {
             "/a/b/c",
             "/a b/c",
             "/a/b\n",
+            "/a//b",
+            "/a.long.package.name.Service/AMethodNameLongerThanOneVector\x7f",
         ] {
             let err = RequestHeaders::new(Scheme::Http, "h", path)
                 .build(crate::test_clock::t0())

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 
+use crate::ascii;
 use crate::h2::Header;
 use crate::hpack::Field;
 
@@ -351,7 +352,7 @@ impl Metadata {
         let mut md = Metadata::new();
         for field in fields {
             let key = &field.name;
-            if key.is_empty() || !key.iter().all(|&b| is_key_byte(b)) || is_reserved_key(key) {
+            if key.is_empty() || is_reserved_key(key) || !ascii::all(key, is_key_byte) {
                 continue;
             }
             let sensitive = field.never_indexed || SENSITIVE_KEYS.contains(&&key[..]);
@@ -367,7 +368,7 @@ impl Metadata {
                 }
             } else {
                 let value = trim_ows(&field.value);
-                if !value.iter().all(|&b| is_ascii_value_byte(b)) {
+                if !ascii::all(value, is_ascii_value_byte) {
                     continue;
                 }
                 md.entries.push(Entry {

@@ -22,6 +22,7 @@ use super::release::ReleaseLedger;
 use super::status::Status;
 use super::timeout::decode_timeout;
 use crate::ErrorCode;
+use crate::ascii;
 use crate::h2::Header;
 use crate::hpack::Field;
 
@@ -186,7 +187,7 @@ fn first<'a>(fields: &'a [Field], name: &[u8]) -> Option<&'a Bytes> {
 /// the last `/`), but a path it accepts and we do not names no registered method, so
 /// both end UNIMPLEMENTED.
 fn split_path(path: &[u8]) -> Option<(String, String)> {
-    if !path.iter().all(|&b| (0x21..=0x7E).contains(&b)) {
+    if !ascii::all(path, |b| (0x21..=0x7E).contains(&b)) {
         return None;
     }
     let rest = path.strip_prefix(b"/")?;
