@@ -1,8 +1,10 @@
 //! Emptied containers kept for reuse, so that steady-state calls draw on memory the last
 //! calls left instead of allocating: header lists, send queues, retry buffers.
 //!
-//! A pool is bounded in count and in the capacity of what it keeps, since it stays with an
-//! idle connection or channel: a container grown by a burst is freed, not kept.
+//! A pool is bounded in count and in the capacity of what it keeps: a container grown by
+//! a burst is freed, not kept. While its owner is busy it may keep one container per
+//! call in flight, since calls that start together need theirs together; once the owner
+//! is idle ([`Spares::trim`]) it keeps only the few a call at a time needs.
 
 use std::collections::VecDeque;
 
@@ -32,21 +34,37 @@ impl<T> Reusable for VecDeque<T> {
     }
 }
 
-/// Up to `keep` emptied containers of capacity `1..=max_capacity`.
+/// Up to `keep` emptied containers of capacity `1..=max_capacity`, and no more than
+/// `idle_keep` after a [`trim`](Self::trim).
 #[derive(Debug)]
 pub(crate) struct Spares<C> {
     kept: Vec<C>,
     keep: usize,
+    idle_keep: usize,
     max_capacity: usize,
 }
 
 impl<C: Reusable> Spares<C> {
     /// An empty pool; it allocates nothing until a container is kept.
     pub(crate) fn new(keep: usize, max_capacity: usize) -> Self {
+        Self::with_idle(keep, keep, max_capacity)
+    }
+
+    /// [`new`](Self::new), keeping only `idle_keep` containers once trimmed.
+    pub(crate) fn with_idle(keep: usize, idle_keep: usize, max_capacity: usize) -> Self {
         Spares {
             kept: Vec::new(),
             keep,
+            idle_keep: idle_keep.min(keep),
             max_capacity,
+        }
+    }
+
+    /// The owner is idle: frees all but `idle_keep` containers.
+    pub(crate) fn trim(&mut self) {
+        if self.kept.len() > self.idle_keep {
+            self.kept.truncate(self.idle_keep);
+            self.kept.shrink_to_fit();
         }
     }
 
@@ -90,5 +108,25 @@ mod tests {
         );
         seen[0].push(1);
         assert_eq!(spares.take().capacity(), 0, "then new ones");
+    }
+
+    #[test]
+    fn keeps_one_per_call_while_busy_and_a_few_once_trimmed() {
+        let mut spares: Spares<Vec<u8>> = Spares::with_idle(64, 2, 8);
+        for _ in 0..100 {
+            spares.put(Vec::with_capacity(4));
+        }
+        assert_eq!(spares.kept.len(), 64);
+        spares.trim();
+        assert_eq!(spares.kept.len(), 2);
+        assert!(
+            spares.kept.capacity() < 64,
+            "the pool's own list shrinks too"
+        );
+        // Busy again: it fills up to `keep` once more.
+        for _ in 0..10 {
+            spares.put(Vec::with_capacity(4));
+        }
+        assert_eq!(spares.kept.len(), 12);
     }
 }

@@ -78,6 +78,9 @@ pub struct Cost {
     pub largest: usize,
     /// The most bytes live beyond the starting point at any moment.
     pub peak: usize,
+    /// Bytes live at the end less those at the start: negative when `f` freed more
+    /// than it kept.
+    pub net: isize,
 }
 
 /// Runs `f` and returns its result with what it allocated on this thread. Meaningful
@@ -92,6 +95,7 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, Cost) {
         count: COUNT.with(Cell::get) - count,
         largest: LARGEST.with(Cell::get),
         peak: usize::try_from(PEAK.with(Cell::get) - start).unwrap_or(0),
+        net: LIVE.with(Cell::get) - start,
     };
     (out, cost)
 }

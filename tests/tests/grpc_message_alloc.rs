@@ -201,6 +201,104 @@ fn a_unary_call_costs_the_client_transport_at_most_three_allocations() {
     );
 }
 
+/// The same budget when calls start together (a client at concurrency 32): the
+/// containers one call reuses must be there for every call of the burst. They are
+/// (each call costs about one allocation, fewer than alone, as a burst shares its
+/// writes), and a second after the last call ended the pools give the surplus back.
+#[test]
+fn calls_started_together_cost_the_client_transport_at_most_two_allocations_each() {
+    use grpc_sansio::grpc::metadata::Metadata;
+    use grpc_sansio::grpc::status::Status;
+    use grpc_sansio::grpc::transport::ServerTransportEvent;
+    use grpc_sansio::h2::Transmit;
+    use grpc_sansio_tests::call_pair::CallPair;
+
+    const N: usize = 32;
+    let mut p = CallPair::new(1);
+    let headers = CallPair::request("/pkg.S/M");
+    let msg = Bytes::from_static(b"0123456789abcdef");
+    let mut costs = Vec::new();
+    let mut ids = Vec::with_capacity(N);
+    let mut out = Transmit::new();
+    for _ in 0..5 {
+        let now = p.now;
+        let mut client = 0;
+        ids.clear();
+        for _ in 0..N {
+            let (id, c) = measure(|| {
+                let id = p.client.start_call(&headers, now).unwrap();
+                p.client.send_message(id, msg.clone(), true).unwrap();
+                id
+            });
+            client += c.count;
+            ids.push(id);
+        }
+        out.clear();
+        let ((), c) = measure(|| while p.client.poll_transmit(now, &mut out) > 0 {});
+        client += c.count;
+
+        // The server's side is not counted: it answers every call in one write.
+        let mut wire = BytesMut::new();
+        for chunk in out.chunks() {
+            wire.extend_from_slice(chunk);
+        }
+        p.server.recv(wire, now);
+        let mut calls = Vec::new();
+        while let Some(e) = p.server.poll_event() {
+            if let ServerTransportEvent::NewCall { call, .. } = e {
+                calls.push(call);
+            }
+        }
+        assert_eq!(calls.len(), N);
+        for &sid in &calls {
+            while p.server.poll_call(sid).is_some() {}
+            p.server.send_message(sid, msg.clone()).unwrap();
+            p.server
+                .finish(sid, &Status::ok(), &Metadata::new())
+                .unwrap();
+        }
+        let mut sout = Transmit::new();
+        while p.server.poll_transmit(now, &mut sout) > 0 {}
+        let mut reply = BytesMut::new();
+        for chunk in sout.chunks() {
+            reply.extend_from_slice(chunk);
+        }
+
+        let ((), c) = measure(|| p.client.recv(reply, now));
+        client += c.count;
+        let (events, c) = measure(|| {
+            while p.client.poll_event().is_some() {}
+            ids.iter()
+                .map(|&id| std::iter::from_fn(|| p.client.poll_call(id)).count())
+                .sum::<usize>()
+        });
+        client += c.count;
+        assert_eq!(events, 3 * N, "headers, message, status of each");
+        out.clear();
+        let ((), c) = measure(|| while p.client.poll_transmit(now, &mut out) > 0 {});
+        client += c.count;
+        costs.push(client as f64 / N as f64);
+        p.now += std::time::Duration::from_millis(1);
+    }
+    assert!(
+        costs[2..].iter().all(|&n| n <= 2.0),
+        "allocations per call: {costs:?}"
+    );
+
+    // Idle: the pools keep their burst-sized surplus for a second, then free it.
+    let last_close = p.now - std::time::Duration::from_millis(1);
+    let trim_at = p.client.poll_timeout().expect("the pools' trim is due");
+    assert_eq!(trim_at, last_close + std::time::Duration::from_secs(1));
+    let ((), early) = measure(|| {
+        p.client
+            .handle_timeout(trim_at - std::time::Duration::from_millis(1))
+    });
+    assert_eq!(early.net, 0, "{early:?}");
+    let ((), trimmed) = measure(|| p.client.handle_timeout(trim_at));
+    assert!(trimmed.net < -16 * 1024, "{trimmed:?}");
+    assert_eq!(p.client.poll_timeout(), None);
+}
+
 /// Issue 9's core budget for the whole client core: the channel (call map, picker,
 /// retry buffer, connection bookkeeping) over its call transport, at most 10 heap
 /// allocations per unary call (it takes 1: the request message with its prefix,

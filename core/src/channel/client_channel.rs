@@ -301,8 +301,8 @@ struct Core {
     calls: IdMap<u64, Call>,
     queued: VecDeque<u64>,
     queued_deadlines: BTreeSet<(Instant, u64)>,
-    /// Emptied retry buffers of committed calls, for the next calls: eight, of a few
-    /// messages each (a unary call buffers one).
+    /// Emptied retry buffers of committed calls, for the next calls: one per call of a
+    /// burst, of a few messages each (a unary call buffers one).
     spare_replays: Spares<Vec<Bytes>>,
     /// Method paths handed out by [`Channel::method_path`].
     paths: Vec<Bytes>,
@@ -373,7 +373,9 @@ impl Channel {
             calls: IdMap::default(),
             queued: VecDeque::new(),
             queued_deadlines: BTreeSet::new(),
-            spare_replays: Spares::new(8, 4),
+            // One per call of a burst: at most 64 lists of 4 `Bytes`, 8 KiB in all,
+            // small enough to keep with an idle channel untrimmed.
+            spare_replays: Spares::new(64, 4),
             paths: Vec::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),

@@ -53,6 +53,21 @@ fn goaway(last_stream_id: StreamId, error_code: ErrorCode, debug_data: Bytes) ->
 /// reallocating; more grows it as needed.
 const WRITE_BUFFER_RESERVE: usize = 1024;
 
+/// Send queues and header lists kept for reuse: one per stream, for bursts of up to 64
+/// calls started together. Keeping only the few one call at a time needs left every
+/// call past the first few of a burst allocating both.
+const BUSY_SPARES: usize = 64;
+
+/// Total capacity of received field lists kept for reuse, and what is left of it once
+/// the connection has been idle for [`SPARES_IDLE`].
+const BUSY_SPARE_FIELDS: usize = 512;
+const IDLE_SPARE_FIELDS: usize = 64;
+
+/// How long after its last stream closed a connection keeps the burst-sized part of
+/// its reuse pools. Trimming the moment no stream is open would throw them away
+/// between the waves of a busy client, whose streams all end together now and then.
+const SPARES_IDLE: Duration = Duration::from_secs(1);
+
 /// The GOAWAY debug text for ping abuse, as gRFC A8 spells it.
 const TOO_MANY_PINGS_REASON: &str = "too_many_pings";
 const _: () = assert!(TOO_MANY_PINGS_REASON.len() == TOO_MANY_PINGS.len());
@@ -138,6 +153,8 @@ pub struct Connection {
     /// Emptied header lists of written HEADERS, handed out by
     /// [`Connection::header_list`]: two, of at most 32 fields.
     spare_headers: Spares<Vec<Header>>,
+    /// When to trim the reuse pools: [`SPARES_IDLE`] after the last stream closed.
+    spares_trim_at: Option<Instant>,
 
     // Writing.
     preface_written: bool,
@@ -251,8 +268,9 @@ impl Connection {
             decoder,
             hpack_decoder,
             spare_fields: Vec::new(),
-            spare_queues: Spares::new(8, 4),
-            spare_headers: Spares::new(2, 32),
+            spare_queues: Spares::with_idle(BUSY_SPARES, 8, 4),
+            spare_headers: Spares::with_idle(BUSY_SPARES, 2, 16),
+            spares_trim_at: None,
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
             control: VecDeque::new(),
@@ -433,6 +451,12 @@ impl Connection {
         })
     }
 
+    /// When the reuse pools give back what only a burst of streams needed: a while
+    /// after the last stream closed, unless another opens first.
+    pub fn spares_trim_at(&self) -> Option<Instant> {
+        self.spares_trim_at
+    }
+
     /// The next time [`handle_timeout`](Connection::handle_timeout) must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed.is_some() {
@@ -447,6 +471,7 @@ impl Connection {
             self.server_keepalive
                 .as_ref()
                 .and_then(|k| k.poll_timeout()),
+            self.spares_trim_at,
         ]
         .into_iter()
         .flatten()
@@ -552,6 +577,13 @@ impl Connection {
         if self.closed.is_some() {
             return;
         }
+        if self.spares_trim_at.is_some_and(|at| now >= at) {
+            // Idle a while: keep only what one call at a time needs.
+            self.spares_trim_at = None;
+            self.spare_queues.trim();
+            self.spare_headers.trim();
+            self.trim_spare_fields(IDLE_SPARE_FIELDS);
+        }
         if self.settings_deadline().is_some_and(|d| now >= d) {
             return self.connection_error(
                 ErrorCode::SettingsTimeout,
@@ -651,6 +683,7 @@ impl Connection {
             end_stream,
         });
         self.streams.insert(id.value(), stream);
+        self.spares_trim_at = None;
         self.pending_open.push_back(id);
         self.note_stream_count();
         self.grant_quota();
@@ -873,14 +906,28 @@ impl Connection {
     /// read, so the next header block decodes into it rather than into a new
     /// allocation. Lists are kept only up to a small number and size.
     pub fn recycle_fields(&mut self, mut fields: Vec<Field>) {
-        // A read can hold the headers and trailers of several responses, all decoded
-        // before the application reads the first, so several lists are kept; their
-        // total capacity is bounded, as they stay with an idle connection.
-        const KEEP_FIELDS: usize = 64;
+        // A read can hold the headers and trailers of many responses, all decoded
+        // before the application reads the first, so many lists are kept while streams
+        // are open; their total capacity is bounded, and trimmed once none is open.
         let kept: usize = self.spare_fields.iter().map(Vec::capacity).sum();
-        if kept + fields.capacity() <= KEEP_FIELDS {
+        if fields.capacity() > 0 && kept + fields.capacity() <= BUSY_SPARE_FIELDS {
             fields.clear();
             self.spare_fields.push(fields);
+        }
+    }
+
+    /// Frees kept field lists until their total capacity is at most `max`.
+    fn trim_spare_fields(&mut self, max: usize) {
+        let mut kept: usize = self.spare_fields.iter().map(Vec::capacity).sum();
+        while kept > max {
+            let Some(fields) = self.spare_fields.pop() else {
+                break;
+            };
+            kept -= fields.capacity();
+        }
+        // The list of lists itself, once a burst has grown it.
+        if self.spare_fields.capacity() > 16 && self.spare_fields.len() < 4 {
+            self.spare_fields.shrink_to_fit();
         }
     }
 
@@ -1315,7 +1362,12 @@ impl Connection {
             return;
         }
         // Decode first, always: the HPACK table must see every block (RFC 9113 §4.3).
-        let mut fields: Vec<Field> = self.spare_fields.pop().unwrap_or_default();
+        // A new list sized for a usual response's fields (a block holds at least a byte
+        // per field), rather than grown in steps.
+        let mut fields: Vec<Field> = self
+            .spare_fields
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(headers.header_block.len().min(8)));
         let decoded = self
             .hpack_decoder
             .decode(&headers.header_block, |f| fields.push(f));
@@ -1389,6 +1441,7 @@ impl Connection {
         }
         self.peer_active += 1;
         self.streams.insert(id.value(), stream);
+        self.spares_trim_at = None;
         self.note_stream_count();
         self.events.push_back(Event::Headers {
             stream_id: id,
@@ -1851,6 +1904,9 @@ impl Connection {
             self.recently_closed.push_back((id, how));
         }
         self.note_stream_count();
+        if self.streams.is_empty() {
+            self.spares_trim_at = self.now.checked_add(SPARES_IDLE);
+        }
         self.pending_open.retain(|&p| p != id);
         if stream.counted {
             if self.is_local(id) {

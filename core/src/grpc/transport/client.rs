@@ -155,7 +155,8 @@ impl ClientTransport {
             events: VecDeque::new(),
             limits,
             assembly: AssemblyPool::new(),
-            spare_queues: Spares::new(4, 8),
+            // One per call of a burst while calls are open (see `Spares`).
+            spare_queues: Spares::with_idle(64, 4, 8),
             now,
         }
     }
@@ -219,7 +220,13 @@ impl ClientTransport {
     /// DEADLINE_EXCEEDED (their streams reset with CANCEL).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
+        // The connection trims its reuse pools a while after its last stream closed;
+        // the transport's pool goes with them.
+        let trim = self.conn.spares_trim_at().is_some_and(|at| now >= at);
         self.conn.handle_timeout(now);
+        if trim {
+            self.spare_queues.trim();
+        }
         self.pump();
         for id in self.deadlines.expired(self.now) {
             if let Some(call) = self.calls.get_mut(&id.0.value()) {
