@@ -147,11 +147,15 @@ pub struct Connection {
     /// Emptied field lists handed back by [`Connection::recycle_fields`], reused for the
     /// next header blocks instead of allocating one per block.
     spare_fields: Vec<Vec<Field>>,
-    /// Emptied send queues of closed or idle streams, reused by the next streams: eight,
-    /// of a few items each (most gRPC calls send at most three frames).
+    /// The total capacity of `spare_fields`.
+    spare_fields_capacity: usize,
+    /// Emptied send queues of closed or idle streams, reused by the next streams: one
+    /// per stream of a burst, eight once idle, of a few items each (most gRPC calls
+    /// send at most three frames).
     spare_queues: Spares<VecDeque<Item>>,
     /// Emptied header lists of written HEADERS, handed out by
-    /// [`Connection::header_list`]: two, of at most 32 fields.
+    /// [`Connection::header_list`]: one per stream of a burst, two once idle, of at
+    /// most 32 fields.
     spare_headers: Spares<Vec<Header>>,
     /// When to trim the reuse pools: [`SPARES_IDLE`] after the last stream closed.
     spares_trim_at: Option<Instant>,
@@ -268,8 +272,9 @@ impl Connection {
             decoder,
             hpack_decoder,
             spare_fields: Vec::new(),
+            spare_fields_capacity: 0,
             spare_queues: Spares::with_idle(BUSY_SPARES, 8, 4),
-            spare_headers: Spares::with_idle(BUSY_SPARES, 2, 16),
+            spare_headers: Spares::with_idle(BUSY_SPARES, 2, 32),
             spares_trim_at: None,
             preface_written: role == Role::Server,
             hpack_encoder: hpack::Encoder::new(),
@@ -909,21 +914,21 @@ impl Connection {
         // A read can hold the headers and trailers of many responses, all decoded
         // before the application reads the first, so many lists are kept while streams
         // are open; their total capacity is bounded, and trimmed once none is open.
-        let kept: usize = self.spare_fields.iter().map(Vec::capacity).sum();
-        if fields.capacity() > 0 && kept + fields.capacity() <= BUSY_SPARE_FIELDS {
+        let capacity = fields.capacity();
+        if capacity > 0 && self.spare_fields_capacity + capacity <= BUSY_SPARE_FIELDS {
             fields.clear();
+            self.spare_fields_capacity += capacity;
             self.spare_fields.push(fields);
         }
     }
 
     /// Frees kept field lists until their total capacity is at most `max`.
     fn trim_spare_fields(&mut self, max: usize) {
-        let mut kept: usize = self.spare_fields.iter().map(Vec::capacity).sum();
-        while kept > max {
+        while self.spare_fields_capacity > max {
             let Some(fields) = self.spare_fields.pop() else {
                 break;
             };
-            kept -= fields.capacity();
+            self.spare_fields_capacity -= fields.capacity();
         }
         // The list of lists itself, once a burst has grown it.
         if self.spare_fields.capacity() > 16 && self.spare_fields.len() < 4 {
@@ -1364,10 +1369,13 @@ impl Connection {
         // Decode first, always: the HPACK table must see every block (RFC 9113 §4.3).
         // A new list sized for a usual response's fields (a block holds at least a byte
         // per field), rather than grown in steps.
-        let mut fields: Vec<Field> = self
-            .spare_fields
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(headers.header_block.len().min(8)));
+        let mut fields: Vec<Field> = match self.spare_fields.pop() {
+            Some(fields) => {
+                self.spare_fields_capacity -= fields.capacity();
+                fields
+            }
+            None => Vec::with_capacity(headers.header_block.len().min(8)),
+        };
         let decoded = self
             .hpack_decoder
             .decode(&headers.header_block, |f| fields.push(f));
