@@ -947,10 +947,12 @@ impl Channel {
                     c.calls.remove(&tid);
                 }
                 core.note_quiet();
+                // The call's connection may be closed and now without calls. Only an
+                // ending call can make one so here: reading closes no transport.
+                core.reap_conns();
             }
             Some(_) => {}
         }
-        self.process_quiet();
         event
     }
 
@@ -1195,11 +1197,6 @@ impl Channel {
                 break;
             }
         }
-        self.core.reap_conns();
-    }
-
-    /// [`process`](Self::process) when only the application read something.
-    fn process_quiet(&mut self) {
         self.core.reap_conns();
     }
 
