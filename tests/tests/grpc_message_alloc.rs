@@ -124,6 +124,35 @@ fn a_length_claim_alone_commits_little_memory() {
     assert!(cost.peak <= 64 * 1024 + 1024, "{cost:?}");
 }
 
+/// The bytes of a batch, as they would go over the wire.
+fn gather(out: &grpc_sansio::h2::Transmit) -> BytesMut {
+    let mut wire = BytesMut::new();
+    for c in out.chunks() {
+        wire.extend_from_slice(c);
+    }
+    wire
+}
+
+/// The server's side of the calls `calls` (not counted): each answered with `msg` and
+/// OK, all in one write.
+fn answer(
+    server: &mut grpc_sansio::grpc::transport::ServerTransport,
+    calls: &[grpc_sansio::grpc::transport::CallId],
+    msg: &Bytes,
+    now: std::time::Instant,
+) -> BytesMut {
+    use grpc_sansio::grpc::metadata::Metadata;
+    use grpc_sansio::grpc::status::Status;
+    for &sid in calls {
+        while server.poll_call(sid).is_some() {}
+        server.send_message(sid, msg.clone()).unwrap();
+        server.finish(sid, &Status::ok(), &Metadata::new()).unwrap();
+    }
+    let mut out = grpc_sansio::h2::Transmit::new();
+    while server.poll_transmit(now, &mut out) > 0 {}
+    gather(&out)
+}
+
 /// Issue 9's core budget is at most 10 heap allocations per unary call on the client
 /// side (start, send, write, read the response, take its events, write again), counted
 /// on this thread in steady state after warm-up calls. The call transport takes 3 since
@@ -131,19 +160,9 @@ fn a_length_claim_alone_commits_little_memory() {
 /// this holds it there.
 #[test]
 fn a_unary_call_costs_the_client_transport_at_most_three_allocations() {
-    use grpc_sansio::grpc::metadata::Metadata;
-    use grpc_sansio::grpc::status::Status;
     use grpc_sansio::grpc::transport::ServerTransportEvent;
     use grpc_sansio::h2::Transmit;
     use grpc_sansio_tests::call_pair::CallPair;
-
-    fn gather(out: &Transmit) -> BytesMut {
-        let mut wire = BytesMut::new();
-        for c in out.chunks() {
-            wire.extend_from_slice(c);
-        }
-        wire
-    }
 
     let mut p = CallPair::new(1);
     let headers = CallPair::request("/pkg.S/M");
@@ -168,14 +187,7 @@ fn a_unary_call_costs_the_client_transport_at_most_three_allocations() {
                 _ => None,
             })
             .expect("the server saw the call");
-        while p.server.poll_call(sid).is_some() {}
-        p.server.send_message(sid, msg.clone()).unwrap();
-        p.server
-            .finish(sid, &Status::ok(), &Metadata::new())
-            .unwrap();
-        let mut sout = Transmit::new();
-        while p.server.poll_transmit(now, &mut sout) > 0 {}
-        let reply = gather(&sout);
+        let reply = answer(&mut p.server, &[sid], &msg, now);
 
         let ((), c) = measure(|| p.client.recv(reply, now));
         client += c.count;
@@ -207,8 +219,6 @@ fn a_unary_call_costs_the_client_transport_at_most_three_allocations() {
 /// writes), and a second after the last call ended the pools give the surplus back.
 #[test]
 fn calls_started_together_cost_the_client_transport_at_most_two_allocations_each() {
-    use grpc_sansio::grpc::metadata::Metadata;
-    use grpc_sansio::grpc::status::Status;
     use grpc_sansio::grpc::transport::ServerTransportEvent;
     use grpc_sansio::h2::Transmit;
     use grpc_sansio_tests::call_pair::CallPair;
@@ -237,12 +247,7 @@ fn calls_started_together_cost_the_client_transport_at_most_two_allocations_each
         let ((), c) = measure(|| while p.client.poll_transmit(now, &mut out) > 0 {});
         client += c.count;
 
-        // The server's side is not counted: it answers every call in one write.
-        let mut wire = BytesMut::new();
-        for chunk in out.chunks() {
-            wire.extend_from_slice(chunk);
-        }
-        p.server.recv(wire, now);
+        p.server.recv(gather(&out), now);
         let mut calls = Vec::new();
         while let Some(e) = p.server.poll_event() {
             if let ServerTransportEvent::NewCall { call, .. } = e {
@@ -250,19 +255,7 @@ fn calls_started_together_cost_the_client_transport_at_most_two_allocations_each
             }
         }
         assert_eq!(calls.len(), N);
-        for &sid in &calls {
-            while p.server.poll_call(sid).is_some() {}
-            p.server.send_message(sid, msg.clone()).unwrap();
-            p.server
-                .finish(sid, &Status::ok(), &Metadata::new())
-                .unwrap();
-        }
-        let mut sout = Transmit::new();
-        while p.server.poll_transmit(now, &mut sout) > 0 {}
-        let mut reply = BytesMut::new();
-        for chunk in sout.chunks() {
-            reply.extend_from_slice(chunk);
-        }
+        let reply = answer(&mut p.server, &calls, &msg, now);
 
         let ((), c) = measure(|| p.client.recv(reply, now));
         client += c.count;

@@ -1093,6 +1093,17 @@ fn data_frames(n: usize, len: usize) -> Vec<u8> {
     wire.to_vec()
 }
 
+/// The DATA payloads among the events so far.
+fn data_payloads(s: &mut Scripted) -> Vec<Bytes> {
+    s.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn frames_after_one_split_across_two_reads_are_delivered_from_the_second_read_in_place() {
     // Two reads into different buffers (a reader moving to a new region): the frame
@@ -1118,14 +1129,7 @@ fn frames_after_one_split_across_two_reads_are_delivered_from_the_second_read_in
         let second = bytes::BytesMut::from(&wire[cut..]);
         let range = second.as_ptr() as usize..second.as_ptr() as usize + second.len();
         s.conn.recv(second, s.now);
-        let payloads: Vec<Bytes> = s
-            .events()
-            .into_iter()
-            .filter_map(|e| match e {
-                Event::Data { data, .. } => Some(data),
-                _ => None,
-            })
-            .collect();
+        let payloads = data_payloads(&mut s);
         assert_eq!(payloads.len(), FRAMES, "cut at {cut}");
         for (i, p) in payloads.iter().enumerate() {
             assert_eq!(p.len(), LEN);
@@ -1158,14 +1162,7 @@ fn a_frame_split_across_several_reads_is_joined_whole() {
         at += 7;
     }
     s.conn.recv(bytes::BytesMut::from(&wire[at..]), s.now);
-    let payloads: Vec<Bytes> = s
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Data { data, .. } => Some(data),
-            _ => None,
-        })
-        .collect();
+    let payloads = data_payloads(&mut s);
     assert_eq!(payloads.len(), 3);
     for (i, p) in payloads.iter().enumerate() {
         assert_eq!(&p[..], &vec![i as u8; LEN][..], "frame {i}");
