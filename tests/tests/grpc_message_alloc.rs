@@ -416,3 +416,45 @@ fn a_unary_call_costs_the_client_channel_at_most_one_allocation() {
         "allocations per call: {costs:?}"
     );
 }
+
+/// A frame that arrives in many reads, each in a buffer of its own, is joined in one
+/// buffer allocated once for the whole frame, not copied again at each read.
+#[test]
+fn a_frame_split_across_many_separate_reads_is_allocated_once() {
+    use grpc_sansio::frame::{Data, Frame, StreamId};
+    use grpc_sansio::h2::{Config, Event, Role};
+    use grpc_sansio_tests::script::Scripted;
+
+    const LEN: usize = 16 * 1024;
+    let mut s = Scripted::connected(Role::Server, Config::server());
+    let h = s.headers(
+        1,
+        &[(":method", "POST"), (":scheme", "http"), (":path", "/s/M")],
+        false,
+    );
+    s.send(h);
+    s.events();
+    let mut wire = BytesMut::new();
+    Frame::Data(Data::new(StreamId::new(1), Bytes::from(vec![7u8; LEN])))
+        .encode(&mut wire, grpc_sansio::frame::DEFAULT_MAX_FRAME_SIZE)
+        .unwrap();
+    // The pieces are built before measuring: only the connection's work is counted.
+    let pieces: Vec<BytesMut> = wire.chunks(100).map(BytesMut::from).collect();
+    let ((), cost) = measure(|| {
+        for piece in pieces {
+            s.conn.recv(piece, s.now);
+        }
+    });
+    let data: Vec<Bytes> = s
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Data { data, .. } => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(data.len(), 1);
+    assert!(data[0].len() == LEN && data[0].iter().all(|&b| b == 7));
+    assert!(cost.count <= 4, "{cost:?}");
+    assert!(cost.peak < LEN + 1024, "{cost:?}");
+}

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::bdp::BdpEstimator;
 use super::config::{
@@ -535,15 +535,27 @@ impl Connection {
                 self.inbox.unsplit(data);
                 return self.process_inbox(now);
             }
-            n => n.min(data.len()),
+            n => n,
         };
-        if self.inbox.capacity() - self.inbox.len() < lacking {
-            // One allocation for the whole frame, however many reads it takes to come.
-            let mut joined = BytesMut::with_capacity(self.inbox.len() + lacking);
+        let taken = lacking.min(data.len());
+        if self.inbox.capacity() - self.inbox.len() < taken {
+            // One allocation for the whole frame, however many reads it takes to come
+            // (sized to fit `taken` alone, each read would copy the frame so far again).
+            // A length past what we accept is refused once decoded, so it is not
+            // reserved: the reservation never exceeds our largest frame.
+            let limit = frame::HEADER_LEN
+                + self
+                    .config
+                    .max_frame_size
+                    .max(frame::DEFAULT_MAX_FRAME_SIZE) as usize;
+            let mut joined =
+                BytesMut::with_capacity(self.inbox.len() + lacking.min(limit).max(taken));
             joined.extend_from_slice(&self.inbox);
             self.inbox = joined;
         }
-        self.inbox.extend_from_slice(&data.split_to(lacking));
+        // Not `split_to`: on a buffer not yet shared that allocates a shared header.
+        self.inbox.extend_from_slice(&data[..taken]);
+        data.advance(taken);
         self.process_inbox(now);
         if data.is_empty() || self.closed.is_some() {
             return;
@@ -909,7 +921,8 @@ impl Connection {
 
     /// Hands back the field list of a [`Event::Headers`] or [`Event::Trailers`] once
     /// read, so the next header block decodes into it rather than into a new
-    /// allocation. Lists are kept only up to a small number and size.
+    /// allocation. The lists kept hold at most 512 fields in all, 64 once the
+    /// connection has been idle a while.
     pub fn recycle_fields(&mut self, mut fields: Vec<Field>) {
         // A read can hold the headers and trailers of many responses, all decoded
         // before the application reads the first, so many lists are kept while streams
