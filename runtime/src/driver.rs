@@ -535,7 +535,7 @@ async fn write_loop<R: Runtime>(
             return;
         };
         let now = shared.now();
-        shared.with(|st| {
+        let more = shared.with(|st| {
             // Asking before calling again spares the call that would come back empty
             // (each call steps the whole channel). The first call is always made: it
             // is what re-arms the core's flush notice.
@@ -544,26 +544,33 @@ async fn write_loop<R: Runtime>(
                 && st.core.wants_transmit(conn)
             {}
             several = st.core.open_calls() > 1;
+            st.core.wants_transmit(conn)
         });
         drop(shared);
-        if out.is_empty() {
-            // The queue ran dry: push out anything a wrapping stream (TLS) buffers.
-            if writer.flush().await.is_err() {
+        if !out.is_empty() {
+            let written = write_chunks(&mut writer, out.chunks()).await;
+            // Keeps the batch's Vec for the next one.
+            out.clear();
+            if written.is_err() {
                 break;
             }
-            flush.notified().await;
-            // Gather what the other ready tasks are about to queue into one write (with
-            // one call there is nothing to gather: a ping-pong would only pay for it).
-            if several {
-                yield_now().await;
+            // Only a batch cut at its size limit leaves more to take now. Otherwise
+            // the notice was re-armed before this write, so whatever was queued
+            // during it has signalled: waiting is right, and a call to find the queue
+            // empty (a trip through the whole channel per batch) is not needed.
+            if more {
+                continue;
             }
-            continue;
         }
-        let written = write_chunks(&mut writer, out.chunks()).await;
-        // Keeps the batch's Vec for the next one.
-        out.clear();
-        if written.is_err() {
+        // The queue ran dry: push out anything a wrapping stream (TLS) buffers.
+        if writer.flush().await.is_err() {
             break;
+        }
+        flush.notified().await;
+        // Gather what the other ready tasks are about to queue into one write (with
+        // one call there is nothing to gather: a ping-pong would only pay for it).
+        if several {
+            yield_now().await;
         }
     }
     if let Some(shared) = weak.upgrade() {
