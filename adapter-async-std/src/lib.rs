@@ -56,7 +56,7 @@ use grpc_sansio::channel::target::Address;
 pub use grpc_sansio_runtime::ProstCodec;
 pub use grpc_sansio_runtime::{
     BearerToken, BoxFuture, BuildError, BytesCodec, CallCredentials, CallInfo, CallKind,
-    CallOptions, Code, Codec, Connector, Dialer, Encoding, Interceptor, Io, Metadata,
+    CallOptions, Code, Codec, Connector, Dialer, Encoding, Halves, Interceptor, Io, Metadata,
     PlainConnector, ProxyConfig, ProxyConnector, Reply, Request, Resolver, Response, Runtime,
     Status,
 };
@@ -81,6 +81,13 @@ pub struct AsyncStd;
 /// and async-net's streams need no wrapping; this only boxes.
 pub fn io<T: Io>(stream: T) -> Box<dyn Io> {
     Box::new(stream)
+}
+
+/// A TCP socket whose handles share one socket (async-std's and async-net's are
+/// `Clone`) as [`Halves`]: the connection's reader and writer each own a handle,
+/// rather than taking turns at a lock.
+pub(crate) fn tcp<S: Io + Clone>(stream: S) -> Box<dyn Io> {
+    Box::new(Halves::new(stream.clone(), stream))
 }
 
 impl Runtime for AsyncStd {
@@ -123,7 +130,7 @@ impl Runtime for AsyncStd {
         let (stream, peer) = listener.accept().await?;
         // gRPC frames are small and latency-bound.
         let _ = stream.set_nodelay(true);
-        Ok((io(stream), peer))
+        Ok((tcp(stream), peer))
     }
 }
 
@@ -145,7 +152,7 @@ pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
         other => return connect_unix(other).await,
     };
     stream.set_nodelay(true)?;
-    Ok(io(stream))
+    Ok(tcp(stream))
 }
 
 /// Opens a unix socket (abstract names on Linux), for both runtimes.
@@ -201,6 +208,13 @@ mod tests {
         assert_eq!(n, 6);
     }
 
+    /// A TCP stream comes as [`Halves`] (its reader and writer share no lock), and
+    /// keeps vectored writes through them.
+    pub(crate) async fn assert_tcp_halves(mut stream: Box<dyn Io>) {
+        assert!((*stream).as_any_mut().is::<Halves>(), "TCP in halves");
+        assert_vectored(stream).await;
+    }
+
     #[test]
     fn tcp_and_unix_streams_keep_vectored_writes() {
         async_std::task::block_on(async {
@@ -210,9 +224,9 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let accepting = async_std::task::spawn(async move {
                 let (s, _) = AsyncStd.accept(&listener).await.unwrap();
-                assert_vectored(s).await;
+                assert_tcp_halves(s).await;
             });
-            assert_vectored(connect_plain(&Address::Socket(addr)).await.unwrap()).await;
+            assert_tcp_halves(connect_plain(&Address::Socket(addr)).await.unwrap()).await;
             accepting.await;
 
             let path = std::env::temp_dir().join(format!("gs-async-std-{}", std::process::id()));

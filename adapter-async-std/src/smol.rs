@@ -37,7 +37,7 @@ use grpc_sansio::channel::target::Address;
 use grpc_sansio_runtime::TlsAcceptor;
 use grpc_sansio_runtime::{Io, Runtime};
 
-use crate::{connect_unix, io as boxed};
+use crate::{connect_unix, tcp};
 
 grpc_sansio_runtime::runtime_aliases!(Smol, "smol");
 
@@ -82,7 +82,7 @@ impl Runtime for Smol {
         let (stream, peer) = listener.accept().await?;
         // gRPC frames are small and latency-bound.
         let _ = stream.set_nodelay(true);
-        Ok((boxed(stream), peer))
+        Ok((tcp(stream), peer))
     }
 }
 
@@ -96,7 +96,7 @@ pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
         other => return connect_unix(other).await,
     };
     stream.set_nodelay(true)?;
-    Ok(boxed(stream))
+    Ok(tcp(stream))
 }
 
 /// Accepts TCP connections on `listener` and serves each on `server` after its TLS
@@ -122,9 +122,9 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let accepting = ::smol::spawn(async move {
                 let (s, _) = Smol.accept(&listener).await.unwrap();
-                crate::tests::assert_vectored(s).await;
+                crate::tests::assert_tcp_halves(s).await;
             });
-            crate::tests::assert_vectored(connect_plain(&Address::Socket(addr)).await.unwrap())
+            crate::tests::assert_tcp_halves(connect_plain(&Address::Socket(addr)).await.unwrap())
                 .await;
             accepting.await;
 

@@ -51,7 +51,7 @@ use grpc_sansio::channel::target::Address;
 pub use grpc_sansio_runtime::ProstCodec;
 pub use grpc_sansio_runtime::{
     BearerToken, BoxFuture, BuildError, BytesCodec, CallCredentials, CallInfo, CallKind,
-    CallOptions, Code, Codec, Connector, Dialer, Encoding, Interceptor, Io, Metadata,
+    CallOptions, Code, Codec, Connector, Dialer, Encoding, Halves, Interceptor, Io, Metadata,
     PlainConnector, ProxyConfig, ProxyConnector, Reply, Request, Resolver, Response, Runtime,
     Status,
 };
@@ -82,6 +82,28 @@ where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     Box::new(TokioIo(stream))
+}
+
+/// A tokio socket's two halves as one stream: the connection's reader and writer each
+/// own one, rather than taking turns at a lock (see [`Halves`]).
+fn halves<Rd, Wr>(read: Rd, write: Wr) -> Box<dyn Io>
+where
+    Rd: tokio::io::AsyncRead + Send + Unpin + 'static,
+    Wr: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    Box::new(Halves::new(TokioIo(read), TokioIo(write)))
+}
+
+/// A TCP socket in halves.
+fn tcp(stream: tokio::net::TcpStream) -> Box<dyn Io> {
+    let (read, write) = stream.into_split();
+    halves(read, write)
+}
+
+/// A TCP socket with TCP_NODELAY (gRPC frames are small and latency-bound), in halves.
+fn tcp_nodelay(stream: tokio::net::TcpStream) -> io::Result<Box<dyn Io>> {
+    stream.set_nodelay(true)?;
+    Ok(tcp(stream))
 }
 
 impl Runtime for Tokio {
@@ -135,7 +157,7 @@ impl Runtime for Tokio {
         let (stream, peer) = listener.accept().await?;
         // gRPC frames are small and latency-bound.
         let _ = stream.set_nodelay(true);
-        Ok((io(stream), peer))
+        Ok((tcp(stream), peer))
     }
 }
 
@@ -143,25 +165,23 @@ impl Runtime for Tokio {
 /// (abstract names on Linux).
 pub async fn connect_plain(address: &Address) -> io::Result<Box<dyn Io>> {
     match address {
-        Address::Socket(a) => {
-            let s = tokio::net::TcpStream::connect(a).await?;
-            s.set_nodelay(true)?;
-            Ok(io(s))
-        }
+        Address::Socket(a) => tcp_nodelay(tokio::net::TcpStream::connect(a).await?),
         Address::Name { host, port } => {
-            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-            s.set_nodelay(true)?;
-            Ok(io(s))
+            tcp_nodelay(tokio::net::TcpStream::connect((host.as_str(), *port)).await?)
         }
         #[cfg(unix)]
-        Address::Unix(path) => Ok(io(tokio::net::UnixStream::connect(path).await?)),
+        Address::Unix(path) => {
+            let (read, write) = tokio::net::UnixStream::connect(path).await?.into_split();
+            Ok(halves(read, write))
+        }
         #[cfg(target_os = "linux")]
         Address::UnixAbstract(name) => {
             use std::os::linux::net::SocketAddrExt;
             let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
             let std_stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
             std_stream.set_nonblocking(true)?;
-            Ok(io(tokio::net::UnixStream::from_std(std_stream)?))
+            let (read, write) = tokio::net::UnixStream::from_std(std_stream)?.into_split();
+            Ok(halves(read, write))
         }
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
@@ -180,4 +200,38 @@ pub async fn serve_tls(
     acceptor: TlsAcceptor,
 ) -> io::Result<()> {
     server.serve_tls(listener, acceptor).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+    use std::io::IoSlice;
+
+    /// A TCP stream comes as [`Halves`] (its reader and writer share no lock), and
+    /// keeps vectored writes through them.
+    async fn assert_tcp_halves(stream: &mut Box<dyn Io>) {
+        assert!((**stream).as_any_mut().is::<Halves>(), "TCP in halves");
+        let bufs = [IoSlice::new(b"abc"), IoSlice::new(b"def")];
+        assert_eq!(stream.write_vectored(&bufs).await.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn tcp_streams_come_in_halves_both_ways() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let (mut s, _) = Tokio::current().accept(&listener).await.unwrap();
+            assert_tcp_halves(&mut s).await;
+            let mut got = [0u8; 6];
+            s.read_exact(&mut got).await.unwrap();
+            got
+        });
+        let mut s = connect_plain(&Address::Socket(addr)).await.unwrap();
+        assert_tcp_halves(&mut s).await;
+        assert_eq!(&accepting.await.unwrap(), b"abcdef");
+        let mut got = [0u8; 6];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abcdef");
+    }
 }

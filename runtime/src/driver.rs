@@ -18,7 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_io::AsyncWrite;
 use futures_util::future::{Either, select};
-use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures_util::io::AsyncWriteExt;
 use grpc_sansio::channel::balancer::{Endpoint, ResolverState};
 use grpc_sansio::channel::client_channel::{
     Action, Channel as CoreChannel, ChannelCallId, ChannelEvent,
@@ -32,7 +32,8 @@ use grpc_sansio::id_map::IdMap;
 
 use crate::read_region::ReadRegion;
 use crate::rt::{
-    AbortOnDrop, BoxFuture, Dialer, Io, Runtime, Signal, Task, Watch, Watcher, yield_now,
+    AbortOnDrop, BoxFuture, Dialer, Io, ReadSide, Runtime, Signal, Task, Watch, Watcher, WriteSide,
+    split, yield_now,
 };
 
 /// Opens the byte stream for an address (grpc-go's custom dialer). The default,
@@ -456,7 +457,7 @@ async fn connection_task<R: Runtime>(
     };
     let now = shared.now();
     shared.with(|st| st.core.connect_result(conn, Ok(()), now));
-    let (reader, writer) = io.split();
+    let (reader, writer) = split(io);
     // The reader ends on EOF or error, or this task is aborted once the core has
     // closed the connection: either way the writer, and with it the socket, goes too.
     let _writer = AbortOnDrop(Task::spawn(
@@ -470,7 +471,7 @@ async fn connection_task<R: Runtime>(
 async fn read_loop<R: Runtime>(
     weak: Weak<Shared<R>>,
     conn: ConnId,
-    mut reader: ReadHalf<Box<dyn Io>>,
+    mut reader: ReadSide,
     resume: Arc<Signal>,
     paused: Arc<AtomicBool>,
 ) {
@@ -523,7 +524,7 @@ async fn read_loop<R: Runtime>(
 async fn write_loop<R: Runtime>(
     weak: Weak<Shared<R>>,
     conn: ConnId,
-    mut writer: WriteHalf<Box<dyn Io>>,
+    mut writer: WriteSide,
     flush: Arc<Signal>,
 ) {
     let mut out = Transmit::new();

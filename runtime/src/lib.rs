@@ -35,7 +35,7 @@ pub use grpc_sansio::grpc::metadata::Metadata;
 pub use grpc_sansio::grpc::status::Status;
 pub use intercept::{BearerToken, CallCredentials, CallInfo, CallKind, Interceptor};
 pub use proxy::{ProxyConfig, ProxyConnector};
-pub use rt::{BoxFuture, Dialer, Io, Runtime};
+pub use rt::{BoxFuture, Dialer, Halves, Io, Runtime};
 pub use server::{Incoming, Outgoing, Reply, Request, Server, ServerBuilder};
 #[cfg(feature = "tls")]
 pub use tls::{TlsAcceptor, TlsConfig, TlsConnector};

@@ -6,8 +6,9 @@
 //! sockets, DNS, accept); everything else — the driver, the channel and server APIs,
 //! TLS, the proxy — is written once, here.
 
+use std::any::Any;
 use std::future::Future;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,9 +33,122 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// slice) still works, but costs a write per chunk: forward it in your own wrappers.
 /// (async-std's and async-net's `UnixStream` do not; the async-std adapter uses
 /// `async_io::Async<UnixStream>`, which does.)
-pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+///
+/// A stream that comes in two independent halves (a TCP socket) should be handed over
+/// as [`Halves`]: the connection's reader and writer then use one each. Any other
+/// stream is split with a lock the two take turns holding.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The stream as `Any`, so that [`split`] can find [`Halves`] behind a `dyn Io`.
+    #[doc(hidden)]
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
+}
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
+        self
+    }
+}
+
+/// The read side of a connection's stream, owned by its reader task.
+pub(crate) type ReadSide = Box<dyn AsyncRead + Send + Unpin>;
+
+/// The write side of a connection's stream, owned by its writer task.
+pub(crate) type WriteSide = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A byte stream as two halves that work independently, such as a TCP socket's (tokio's
+/// `into_split`, or two handles of async-std's socket). A stream split by
+/// [`futures_util::io::split`] instead puts a lock between its reader and its writer:
+/// on a runtime with several worker threads, a read that finds the writer in its
+/// `write` system call waits for it to end, and is woken from the other thread.
+///
+/// Used as one stream (a proxy's CONNECT exchange, say) it reads from the one half and
+/// writes to the other.
+pub struct Halves {
+    read: Option<ReadSide>,
+    write: Option<WriteSide>,
+}
+
+impl Halves {
+    /// The stream made of `read` and `write`, the two halves of one connection.
+    pub fn new(
+        read: impl AsyncRead + Send + Unpin + 'static,
+        write: impl AsyncWrite + Send + Unpin + 'static,
+    ) -> Halves {
+        Halves {
+            read: Some(Box::new(read)),
+            write: Some(Box::new(write)),
+        }
+    }
+}
+
+/// The error of a [`Halves`] used after [`split`] took its halves (never, in this crate).
+fn taken() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream already split")
+}
+
+impl AsyncRead for Halves {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.read {
+            Some(r) => Pin::new(r).poll_read(cx, buf),
+            None => Poll::Ready(Err(taken())),
+        }
+    }
+}
+
+impl AsyncWrite for Halves {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.write {
+            Some(w) => Pin::new(w).poll_write(cx, buf),
+            None => Poll::Ready(Err(taken())),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.write {
+            Some(w) => Pin::new(w).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Err(taken())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.write {
+            Some(w) => Pin::new(w).poll_flush(cx),
+            None => Poll::Ready(Err(taken())),
+        }
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.write {
+            Some(w) => Pin::new(w).poll_close(cx),
+            None => Poll::Ready(Err(taken())),
+        }
+    }
+}
+
+/// `io` as a read side and a write side for the reader and writer tasks: the halves of
+/// [`Halves`] as they are, any other stream behind a lock.
+pub(crate) fn split(mut io: Box<dyn Io>) -> (ReadSide, WriteSide) {
+    // Through the box: `Box<dyn Io>` is itself an `Io`, and would answer for itself.
+    if let Some(h) = (*io).as_any_mut().downcast_mut::<Halves>()
+        && let (Some(read), Some(write)) = (h.read.take(), h.write.take())
+    {
+        return (read, write);
+    }
+    let (read, write) = futures_util::io::AsyncReadExt::split(io);
+    (Box::new(read), Box::new(write))
+}
 
 /// An async runtime, as this layer uses it. Implemented by the adapters
 /// (`grpc-sansio-tokio`, `grpc-sansio-async-std`); cheap to clone.
@@ -368,6 +482,136 @@ impl Future for YieldNow {
 mod tests {
     use super::*;
     use futures_util::task::noop_waker;
+    use std::sync::Condvar;
+
+    /// A stream whose reads and writes each wait (up to a second) inside the poll for
+    /// one of the other kind to be inside its poll too, and count the meetings.
+    #[derive(Clone, Default)]
+    struct Meeting(Arc<(Mutex<(u32, u32)>, Condvar)>);
+
+    impl Meeting {
+        /// Waits inside a poll for the other side; true if it came.
+        fn meet(&self) -> bool {
+            let (lock, cv) = &*self.0;
+            let mut st = lock.lock().unwrap();
+            st.0 += 1;
+            cv.notify_all();
+            let (mut st, _) = cv
+                .wait_timeout_while(st, Duration::from_secs(1), |st| st.0 < 2)
+                .unwrap();
+            let met = st.0 >= 2;
+            if met {
+                st.1 += 1;
+            }
+            met
+        }
+
+        fn meetings(&self) -> u32 {
+            self.0.0.lock().unwrap().1
+        }
+    }
+
+    impl AsyncRead for Meeting {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.meet();
+            Poll::Ready(Ok(buf.len()))
+        }
+    }
+
+    impl AsyncWrite for Meeting {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.meet();
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Polls a read on `read` and a write on `write` at the same time, each from its own
+    /// thread, and says whether each poll got through to the stream.
+    fn read_and_write_together(mut read: ReadSide, mut write: WriteSide) -> (bool, bool) {
+        let writer = std::thread::spawn(move || {
+            let waker = noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            Pin::new(&mut write)
+                .poll_write(&mut cx, b"frame")
+                .is_ready()
+        });
+        let waker = noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 8];
+        let read = Pin::new(&mut read).poll_read(&mut cx, &mut buf).is_ready();
+        (read, writer.join().unwrap())
+    }
+
+    #[test]
+    fn halves_let_a_read_and_a_write_run_at_once_where_a_locked_split_makes_one_wait() {
+        let meeting = Meeting::default();
+        let io: Box<dyn Io> = Box::new(Halves::new(meeting.clone(), meeting.clone()));
+        let (read, write) = split(io);
+        assert_eq!(read_and_write_together(read, write), (true, true));
+        assert_eq!(
+            meeting.meetings(),
+            2,
+            "the read and the write met inside their polls"
+        );
+
+        // The same stream not in halves: one side finds the lock taken and is pending,
+        // while the other waits out its second alone.
+        let meeting = Meeting::default();
+        let (read, write) = split(Box::new(meeting.clone()));
+        let (read_done, write_done) = read_and_write_together(read, write);
+        assert!(!(read_done && write_done), "one of them could not get in");
+        assert_eq!(meeting.meetings(), 0);
+    }
+
+    #[test]
+    fn halves_used_whole_read_from_one_half_and_write_to_the_other() {
+        use futures_util::io::{AsyncReadExt, AsyncWriteExt, Cursor};
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl AsyncWrite for Sink {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Poll::Ready(Ok(buf.len()))
+            }
+            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+        }
+        let mut io = Halves::new(Cursor::new(b"from the peer".to_vec()), Sink(sink.clone()));
+        // Both ends are always ready: the exchange completes in one poll.
+        let exchange = async {
+            io.write_all(b"to the peer").await.unwrap();
+            let mut got = String::new();
+            io.read_to_string(&mut got).await.unwrap();
+            got
+        };
+        let got = futures_util::FutureExt::now_or_never(exchange).expect("never pending");
+        assert_eq!(got, "from the peer");
+        assert_eq!(&sink.lock().unwrap()[..], b"to the peer");
+    }
 
     #[test]
     fn a_signal_keeps_one_permit_for_a_late_waiter() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{Either, select};
-use futures_util::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use futures_util::io::AsyncWriteExt;
 use grpc_sansio::grpc::code::Code;
 use grpc_sansio::grpc::compression::Encoding;
 use grpc_sansio::grpc::metadata::Metadata;
@@ -24,7 +24,9 @@ use grpc_sansio::h2::{Config, EnforcementPolicy, ServerKeepaliveConfig, Transmit
 use crate::codec::Codec;
 use crate::driver::write_chunks;
 use crate::read_region::ReadRegion;
-use crate::rt::{AbortOnDrop, BoxFuture, Io, Runtime, Signal, Task, Watch, timeout, yield_now};
+use crate::rt::{
+    AbortOnDrop, BoxFuture, Io, Runtime, Signal, Task, Watch, WriteSide, timeout, yield_now,
+};
 
 /// A request of a unary handler.
 #[derive(Debug)]
@@ -690,7 +692,7 @@ impl<C: Codec, R: Runtime> Outgoing<C, R> {
 
 /// Runs one connection: the writer and timer as tasks, the reader here.
 async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
-    let (mut reader, writer) = io.split();
+    let (mut reader, writer) = crate::rt::split(io);
     // Neither may outlive this task, even aborted: the writer holds the socket open.
     let writer = AbortOnDrop(Task::spawn(
         &conn.rt,
@@ -738,7 +740,7 @@ async fn run_connection<R: Runtime>(conn: Arc<Conn<R>>, io: Box<dyn Io>) {
     let _ = timeout(&rt, Duration::from_secs(1), writer.0.join()).await;
 }
 
-async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteHalf<Box<dyn Io>>) {
+async fn server_write_loop<R: Runtime>(weak: Weak<Conn<R>>, mut writer: WriteSide) {
     let mut out = Transmit::new();
     loop {
         let Some(conn) = weak.upgrade() else {
