@@ -476,18 +476,19 @@ async fn read_loop<R: Runtime>(
     paused: Arc<AtomicBool>,
 ) {
     let mut region = ReadRegion::default();
+    // Whether the core wants more bytes, when the last read's trip through it asked.
+    let mut wants = None;
     loop {
         loop {
-            let Some(shared) = weak.upgrade() else {
-                return;
+            let wants = match wants.take() {
+                Some(wants) => wants,
+                None => {
+                    let Some(shared) = weak.upgrade() else {
+                        return;
+                    };
+                    shared.peek(|st| wants_read(st, conn, &paused))
+                }
             };
-            let wants = shared.peek(|st| {
-                let wants = st.core.wants_read(conn);
-                // Under the lock, so a settle that makes reading possible sees it.
-                paused.store(!wants, Ordering::Relaxed);
-                wants
-            });
-            drop(shared);
             if wants {
                 break;
             }
@@ -500,7 +501,11 @@ async fn read_loop<R: Runtime>(
         let now = shared.now();
         match read {
             Ok(data) if !data.is_empty() => {
-                shared.with(|st| st.core.recv(conn, data, now));
+                // Asked under the same lock: a trip of its own per read was not needed.
+                wants = Some(shared.with(|st| {
+                    st.core.recv(conn, data, now);
+                    wants_read(st, conn, &paused)
+                }));
             }
             _ => {
                 shared.with(|st| st.core.recv_eof(conn, now));
@@ -517,6 +522,14 @@ async fn read_loop<R: Runtime>(
             rt.yield_now().await;
         }
     }
+}
+
+/// Whether the core wants bytes from `conn`'s socket, noted in `paused` under the lock
+/// (so a settle that makes reading possible again sees the reader waiting).
+fn wants_read(st: &State, conn: ConnId, paused: &AtomicBool) -> bool {
+    let wants = st.core.wants_read(conn);
+    paused.store(!wants, Ordering::Relaxed);
+    wants
 }
 
 /// Core → socket: each batch from `poll_transmit` in vectored writes, frame heads and
