@@ -244,19 +244,18 @@ fn bdp_grows_the_receive_window_during_a_bulk_transfer() {
     let _ = StreamId::ZERO;
 }
 
-#[test]
-fn small_calls_one_at_a_time_ping_once_per_sixteenth_of_the_window() {
-    // grpc-go measures after every response of a lone unary call: a PING and a
-    // WINDOW_UPDATE out and an ACK in per call. Ours waits for 4,095 octets (a sixteenth
-    // of the 64 KiB window): 25-octet responses ask every 164th call.
-    let mut s = Scripted::connected(Role::Client, Config::client());
+/// Runs `calls` unary calls one at a time on a fresh client, each answered with a
+/// `size`-octet message; the calls after which the client sent a BDP PING (each is
+/// acknowledged at once).
+fn bdp_pings_of_calls_one_at_a_time(s: &mut Scripted, size: usize, calls: u32) -> Vec<u32> {
+    static BODY: [u8; 4_096] = [7; 4_096];
     let mut pinged_at = Vec::new();
-    for call in 0..400u32 {
+    for call in 0..calls {
         let id = s.conn.open_stream(request(), true).unwrap().value();
         s.written();
         let headers = s.headers(id, &[(":status", "200")], false);
         s.send(headers);
-        s.send(grpc_sansio_tests::script::data(id, &[7; 25], false));
+        s.send(grpc_sansio_tests::script::data(id, &BODY[..size], false));
         let trailers = s.headers(id, &[("grpc-status", "0")], true);
         s.send(trailers);
         s.events();
@@ -267,7 +266,25 @@ fn small_calls_one_at_a_time_ping_once_per_sixteenth_of_the_window() {
         }
         s.advance(Duration::from_millis(1));
     }
-    assert_eq!(pinged_at, [163, 327]);
+    pinged_at
+}
+
+#[test]
+fn calls_one_at_a_time_ping_once_per_quarter_of_the_window() {
+    // grpc-go measures after every response of a lone unary call: a PING and a
+    // WINDOW_UPDATE out and an ACK in per call. Ours waits for 16,383 octets (a quarter
+    // of the 64 KiB window): 25-octet responses ask every 656th call, 4 KiB ones every
+    // fourth.
+    let mut s = Scripted::connected(Role::Client, Config::client());
+    assert_eq!(
+        bdp_pings_of_calls_one_at_a_time(&mut s, 25, 1_400),
+        [655, 1_311]
+    );
+    let mut s = Scripted::connected(Role::Client, Config::client());
+    assert_eq!(
+        bdp_pings_of_calls_one_at_a_time(&mut s, 4_096, 12),
+        [3, 7, 11]
+    );
 
     // A bulk response still starts a measurement at its first full frame.
     let id = s.conn.open_stream(request(), true).unwrap().value();

@@ -5,16 +5,19 @@
 //! ACK. On a link kept busy by the sender, that count is about what is in flight in one
 //! round trip, the BDP.
 //!
-//! One departure from grpc-go: a measurement starts only once a sixteenth of the estimate
+//! One departure from grpc-go: a measurement starts only once a quarter of the estimate
 //! has arrived since the last one ended. grpc-go starts one at the first DATA after each
-//! ACK, so a connection carrying one small call at a time sends a PING (and the WINDOW_UPDATE
+//! ACK, so a connection carrying one call at a time sends a PING (and the WINDOW_UPDATE
 //! flushed before it) and gets an ACK for every response: a third of the frames on the wire
 //! and about a tenth of both sides' CPU per call, measured with `loadgen` against tonic's
-//! server. Such a measurement can never grow the windows (its sample is far below BETA of
-//! the estimate). A flow the window holds back delivers a whole window per round trip, so
-//! it crosses the sixteenth within the first round trip and loses at most that share of its
-//! first sample. When the window, not the link, seems to be what limits the sender,
-//! the windows grow to a multiple of the count, up to 16 MiB.
+//! server, whose ACK also costs it a write of its own. Such a measurement can never grow
+//! the windows (its sample is far below BETA of the estimate). A flow the window holds back
+//! delivers a whole window per round trip, so it crosses the quarter within the first round
+//! trip and loses at most that share of its first sample: three quarters of the window
+//! still clear BETA (0.66), where half would not. (At the initial 64 KiB window one full
+//! 16 KiB frame is a quarter: such a flow loses nothing.) When the window, not the link,
+//! seems to be what limits the sender, the windows grow to a multiple of the count, up to
+//! 16 MiB.
 //!
 //! All arithmetic is on integers (nanoseconds, octets), so the same inputs give the same
 //! outputs on every platform; grpc-go's ratios become exact fractions.
@@ -50,7 +53,7 @@ const BETA_DEN: u64 = 100;
 
 /// A measurement starts once 1/IDLE_SHARE of the estimate has arrived since the last one
 /// ended (see the module notes).
-const IDLE_SHARE: u64 = 16;
+const IDLE_SHARE: u64 = 4;
 
 /// GAMMA = 2: the new estimate is twice the sample. Doubling leaves the sender room to reveal
 /// bandwidth the old window hid, so the search is geometric (a few round trips from 64 KiB to
@@ -131,7 +134,7 @@ impl BdpEstimator {
 
     /// A DATA frame of `n` flow-controlled octets arrived, on any stream. Returns true when
     /// the caller must send a PING with [`PING_PAYLOAD`](Self::PING_PAYLOAD) now: for the
-    /// DATA that brings what arrived since the last measurement ended to a sixteenth of the
+    /// DATA that brings what arrived since the last measurement ended to a quarter of the
     /// estimate. No new measurement starts until that PING is reported written
     /// ([`on_ping_sent`](Self::on_ping_sent)) and acknowledged. An empty frame (END_STREAM
     /// alone) starts nothing: it usually ends the flow, so its sample would be near zero
@@ -248,36 +251,37 @@ mod tests {
     }
 
     #[test]
-    fn a_ping_waits_for_a_sixteenth_of_the_estimate_and_one_runs_at_a_time() {
+    fn a_ping_waits_for_a_quarter_of_the_estimate_and_one_runs_at_a_time() {
         let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         assert!(!e.on_data(0), "an empty frame starts no measurement");
-        assert!(!e.on_data(100), "100 of the 4,095 octets that start one");
+        assert!(!e.on_data(100), "100 of the 16,383 octets that start one");
         assert!(
-            e.on_data(3_995),
-            "4,095 octets since the start: a measurement"
+            e.on_data(16_283),
+            "16,383 octets since the start: a measurement"
         );
         assert_eq!(
-            e.sample, 3_995,
+            e.sample, 16_283,
             "the sample counts from the frame that asked"
         );
         assert!(!e.on_data(100_000), "PING asked for, not yet written");
         e.on_ping_sent(t0);
         assert!(!e.on_data(100_000), "PING outstanding");
-        assert_eq!(e.on_ping_ack(t0 + ms(10)), Some(407_990));
+        assert_eq!(e.on_ping_ack(t0 + ms(10)), Some(432_566));
         // The count starts again when a measurement ends, at the grown estimate.
-        assert!(!e.on_data(25_498));
-        assert!(e.on_data(1), "25,499 octets: a sixteenth of 407,990");
+        assert!(!e.on_data(108_140));
+        assert!(e.on_data(1), "108,141 octets: a quarter of 432,566");
     }
 
     #[test]
-    fn small_responses_one_at_a_time_ask_for_a_ping_per_sixteenth_of_the_window() {
+    fn responses_one_at_a_time_ask_for_a_ping_per_quarter_of_the_window() {
         // One 25-octet response per round trip, as a unary call at a time gets: grpc-go
-        // would measure after every response, here every 164th asks.
+        // would measure after every response, here every 656th asks. (4 KiB responses:
+        // every fourth.)
         let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(65_535);
         let mut pings = Vec::new();
-        for i in 0..1_000u64 {
+        for i in 0..2_000u64 {
             let at = t0 + ms(i);
             if e.on_data(25) {
                 pings.push(i);
@@ -285,7 +289,7 @@ mod tests {
             }
             assert_eq!(e.on_ping_ack(at + Duration::from_micros(100)), None);
         }
-        assert_eq!(pings, [163, 327, 491, 655, 819, 983]);
+        assert_eq!(pings, [655, 1_311, 1_967]);
     }
 
     #[test]
@@ -293,7 +297,30 @@ mod tests {
         let mut e = BdpEstimator::new(65_535);
         assert!(e.on_data(16_384));
         let mut e = BdpEstimator::new(16 << 20 >> 1);
-        assert!(!e.on_data(16_384), "a sixteenth of 8 MiB is 512 KiB");
+        assert!(!e.on_data(16_384), "a quarter of 8 MiB is 2 MiB");
+    }
+
+    #[test]
+    fn the_first_sample_of_a_flow_held_back_by_the_window_still_grows_it() {
+        // A sender the 1 MiB window holds back delivers the whole window in the round trip
+        // after a quiet spell. The quarter that arrives before the PING is not counted;
+        // the three quarters that are still clear BETA, so the window doubles from them.
+        let t0 = crate::test_clock::t0();
+        let window: u32 = 1 << 20;
+        let mut e = BdpEstimator::new(window);
+        let frame = 16_384;
+        let mut asked_at = None;
+        for i in 0..window / frame {
+            if e.on_data(frame) {
+                assert!(asked_at.is_none(), "one measurement at a time");
+                asked_at = Some(i);
+                e.on_ping_sent(t0);
+            }
+        }
+        assert_eq!(asked_at, Some(15), "the 16th frame completes the quarter");
+        let counted = window * 3 / 4 + frame;
+        assert_eq!(e.sample, u64::from(counted), "all but the first 15 frames");
+        assert_eq!(e.on_ping_ack(t0 + ms(1)), Some(2 * counted));
     }
 
     #[test]
@@ -348,10 +375,10 @@ mod tests {
         let t0 = crate::test_clock::t0();
         let mut e = BdpEstimator::new(1 << 20);
         for i in 1..=9 {
-            assert_eq!(measure(&mut e, 65_536, t0 + ms(i * 1_000), ms(i)), None);
+            assert_eq!(measure(&mut e, 262_144, t0 + ms(i * 1_000), ms(i)), None);
         }
         assert_eq!(e.rtt_nanos, 5_000_000, "mean of 1..=9 ms");
-        assert_eq!(measure(&mut e, 65_536, t0 + ms(20_000), ms(15)), None);
+        assert_eq!(measure(&mut e, 262_144, t0 + ms(20_000), ms(15)), None);
         assert_eq!(e.rtt_nanos, 14_000_000, "5 ms + 9/10 of (15 - 5) ms");
     }
 
