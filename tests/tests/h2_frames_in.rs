@@ -398,6 +398,100 @@ fn our_sends_are_cut_to_the_peers_windows_and_resume_on_window_update() {
     assert_eq!(rest, 100_000 - 65_535);
 }
 
+/// The DATA frames among `frames`: (payload, END_STREAM).
+fn sent_data(frames: &[Frame]) -> Vec<(Bytes, bool)> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Data(d) => Some((d.payload.clone(), d.end_stream)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A stream of a fresh client with `chunks` queued on it, each a `send_data`; the last
+/// ends the stream.
+fn queued(chunks: &[Bytes]) -> (Scripted, StreamId) {
+    let mut s = Scripted::connected(Role::Client, Config::client());
+    let id = s.conn.open_stream(req_headers(), false).unwrap();
+    s.written();
+    for (i, chunk) in chunks.iter().enumerate() {
+        s.conn
+            .send_data(id, chunk.clone(), i + 1 == chunks.len())
+            .unwrap();
+    }
+    (s, id)
+}
+
+#[test]
+fn queued_chunks_share_data_frames_up_to_the_frame_size_and_the_windows() {
+    // A gRPC message as its transport queues it (its 5-octet prefix, then the body
+    // uncopied) and the END_STREAM that closes the request: one frame.
+    let prefix = Bytes::from_static(&[0, 0, 0, 16, 0]);
+    let body = Bytes::from(vec![1u8; 4_096]);
+    let (mut s, _) = queued(&[prefix.clone(), body.clone(), Bytes::new()]);
+    let frames = sent_data(&s.written());
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].0, [&prefix[..], &body[..]].concat());
+    assert!(frames[0].1, "END_STREAM rides on the same frame");
+
+    // Past the max frame size, frames are filled to it across the chunks.
+    let body = Bytes::from(vec![2u8; 20_000]);
+    let (mut s, _) = queued(&[prefix.clone(), body.clone()]);
+    let frames = sent_data(&s.written());
+    let lens: Vec<_> = frames.iter().map(|(p, end)| (p.len(), *end)).collect();
+    assert_eq!(lens, [(16_384, false), (3_621, true)]);
+    let sent: Vec<u8> = frames.iter().flat_map(|(p, _)| p.to_vec()).collect();
+    assert_eq!(sent, [&prefix[..], &body[..]].concat());
+
+    // And cut at the windows: the rest, with the END_STREAM, follows the updates.
+    let body = Bytes::from(vec![3u8; 70_000]);
+    let (mut s, id) = queued(&[prefix.clone(), body.clone()]);
+    let first = sent_data(&s.written());
+    let lens: Vec<_> = first.iter().map(|(p, end)| (p.len(), *end)).collect();
+    assert_eq!(
+        lens,
+        [
+            (16_384, false),
+            (16_384, false),
+            (16_384, false),
+            (16_383, false)
+        ]
+    );
+    s.send(Frame::WindowUpdate(WindowUpdate::new(
+        StreamId::ZERO,
+        10_000,
+    )));
+    s.send(Frame::WindowUpdate(WindowUpdate::new(id, 10_000)));
+    let rest = sent_data(&s.written());
+    let lens: Vec<_> = rest.iter().map(|(p, end)| (p.len(), *end)).collect();
+    assert_eq!(lens, [(4_470, true)]);
+    let sent: Vec<u8> = first
+        .iter()
+        .chain(&rest)
+        .flat_map(|(p, _)| p.to_vec())
+        .collect();
+    assert_eq!(sent, [&prefix[..], &body[..]].concat());
+}
+
+#[test]
+fn a_close_behind_data_the_windows_hold_back_waits_for_it() {
+    // The END_STREAM queued behind blocked data must not overtake it: it goes out on
+    // the frame that carries the data's last octet.
+    let (mut s, id) = queued(&[
+        Bytes::from(vec![4u8; 65_535]),
+        Bytes::from_static(b"x"),
+        Bytes::new(),
+    ]);
+    let first = sent_data(&s.written());
+    assert!(first.iter().all(|(_, end)| !end), "{first:?}");
+    assert_eq!(first.iter().map(|(p, _)| p.len()).sum::<usize>(), 65_535);
+    s.send(Frame::WindowUpdate(WindowUpdate::new(StreamId::ZERO, 1)));
+    s.send(Frame::WindowUpdate(WindowUpdate::new(id, 1)));
+    let rest = sent_data(&s.written());
+    assert_eq!(rest, [(Bytes::from_static(b"x"), true)]);
+}
+
 #[test]
 fn a_smaller_initial_window_makes_send_windows_negative_until_updates_cover_it() {
     let mut s = Scripted::connected(Role::Client, Config::client());

@@ -1113,51 +1113,74 @@ impl Connection {
                         break;
                     }
                 }
-                Some(Item::Data { data, end_stream }) => {
-                    let end_stream = *end_stream;
-                    if data.is_empty() {
-                        Data {
-                            end_stream,
-                            ..Data::new(id, Bytes::new())
+                Some(Item::Data { .. }) => {
+                    // One DATA frame carries as many queued chunks as fit the windows and
+                    // the peer's max frame size: a message queued as its 5-octet prefix
+                    // and its body (kept apart so the body is not copied), or a last
+                    // message and the END_STREAM after it, go out as one frame, not as
+                    // two the peer must each decode and account.
+                    let limit = stream
+                        .send_window
+                        .available()
+                        .min(conn_window)
+                        .min(max_frame);
+                    let limit = limit as usize;
+                    let (mut whole, mut partial, mut total, mut end) = (0, 0, 0, false);
+                    for item in &stream.queue {
+                        let Item::Data { data, end_stream } = item else {
+                            break;
+                        };
+                        let room = limit - total;
+                        if data.len() > room {
+                            partial = room;
+                            total += room;
+                            break;
                         }
-                        .encode_head(&mut self.out);
-                        stream.queue.pop_front();
-                        if end_stream {
-                            closed = stream.on_end_stream_sent();
+                        total += data.len();
+                        whole += 1;
+                        if *end_stream {
+                            end = true;
+                            break;
                         }
-                        break;
                     }
-                    let window = stream.send_window.available().min(conn_window);
-                    let n = (data.len() as u64)
-                        .min(u64::from(window))
-                        .min(u64::from(max_frame)) as usize;
-                    if n == 0 {
+                    if total == 0 && !end {
                         // Blocked on a window: `schedule` below parks it where the right
                         // WINDOW_UPDATE will find it.
                         break;
                     }
-                    let chunk = data.split_to(n);
-                    let last = data.is_empty();
-                    let frame = Data {
-                        end_stream: end_stream && last,
-                        ..Data::new(id, chunk)
-                    };
-                    frame.encode_head(&mut self.out);
-                    if frame.payload.len() < SMALL_PAYLOAD_COPY {
-                        self.out.extend_from_slice(&frame.payload);
-                    } else {
-                        out.push(self.out.split().freeze());
-                        out.push(frame.payload);
+                    frame::FrameHeader {
+                        len: total as u32,
+                        kind: frame::kind::DATA,
+                        flags: if end { frame::flags::END_STREAM } else { 0 },
+                        stream_id: id,
                     }
-                    let n32 = n as u32;
+                    .encode(&mut self.out);
+                    for taken in 0..=whole {
+                        let Some(Item::Data { data, .. }) = stream.queue.front_mut() else {
+                            break;
+                        };
+                        let piece = if taken < whole {
+                            let piece = std::mem::take(data);
+                            stream.queue.pop_front();
+                            piece
+                        } else if partial > 0 {
+                            data.split_to(partial)
+                        } else {
+                            break;
+                        };
+                        if piece.len() < SMALL_PAYLOAD_COPY {
+                            self.out.extend_from_slice(&piece);
+                        } else {
+                            out.push(self.out.split().freeze());
+                            out.push(piece);
+                        }
+                    }
+                    let n32 = total as u32;
                     stream.send_window.consume(n32);
                     self.conn_send.consume(n32);
-                    stream.queued_bytes -= n;
-                    if last {
-                        stream.queue.pop_front();
-                        if end_stream {
-                            closed = stream.on_end_stream_sent();
-                        }
+                    stream.queued_bytes -= total;
+                    if end {
+                        closed = stream.on_end_stream_sent();
                     }
                     if stream.wants_writable && stream.queued_bytes < self.config.stream_send_buffer
                     {
