@@ -718,12 +718,14 @@ async fn measure<R: Runtime>(
     let n = hist.count();
     let calls = n.max(1) as f64;
     format!(
-        "calls={} secs={secs:.3} qps={:.1} p50_us={} p99_us={} mbps={:.1} \
+        "calls={} secs={secs:.3} qps={:.1} p50_us={} p90_us={} p99_us={} p999_us={} mbps={:.1} \
          cpu_us_per_call={:.2} cpu_us_per_mb={:.1} cpu_s={cpu:.3} hwm_kib={}{}",
         n,
         n as f64 / secs,
         hist.percentile(0.50),
+        hist.percentile(0.90),
         hist.percentile(0.99),
+        hist.percentile(0.999),
         bytes as f64 / secs / 1e6,
         cpu / calls * 1e6,
         cpu / (bytes as f64 / 1e6).max(1e-9) * 1e6,
@@ -1314,7 +1316,9 @@ fn print_table(server: &str, specs: &[Spec], results: &Results, h2load: bool) {
             Figure::Unary => {
                 row(format!("{l}: QPS"), i, "qps", 1.0, true);
                 row(format!("{l}: p50 µs"), i, "p50_us", 1.0, false);
+                row(format!("{l}: p90 µs"), i, "p90_us", 1.0, false);
                 row(format!("{l}: p99 µs"), i, "p99_us", 1.0, false);
+                row(format!("{l}: p99.9 µs"), i, "p999_us", 1.0, false);
                 row(
                     format!("{l}: client CPU µs/call"),
                     i,
