@@ -57,7 +57,7 @@ pub(crate) type WriteSide = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// A byte stream as two halves that work independently, such as a TCP socket's (tokio's
 /// `into_split`, or two handles of async-std's socket). A stream split by
-/// [`futures_util::io::split`] instead puts a lock between its reader and its writer:
+/// `futures`' `AsyncReadExt::split` instead puts a lock between its reader and its writer:
 /// on a runtime with several worker threads, a read that finds the writer in its
 /// `write` system call waits for it to end, and is woken from the other thread.
 ///
