@@ -210,8 +210,8 @@ mod tests {
 
     /// A TCP stream comes as [`Halves`] (its reader and writer share no lock), and
     /// keeps vectored writes through them.
-    pub(crate) async fn assert_tcp_halves(mut stream: Box<dyn Io>) {
-        assert!((*stream).as_any_mut().is::<Halves>(), "TCP in halves");
+    pub(crate) async fn assert_tcp_halves(stream: Box<dyn Io>) {
+        assert!((*stream).as_any().is::<Halves>(), "TCP in halves");
         assert_vectored(stream).await;
     }
 

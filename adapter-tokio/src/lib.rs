@@ -211,7 +211,7 @@ mod tests {
     /// A TCP stream comes as [`Halves`] (its reader and writer share no lock), and
     /// keeps vectored writes through them.
     async fn assert_tcp_halves(stream: &mut Box<dyn Io>) {
-        assert!((**stream).as_any_mut().is::<Halves>(), "TCP in halves");
+        assert!((**stream).as_any().is::<Halves>(), "TCP in halves");
         let bufs = [IoSlice::new(b"abc"), IoSlice::new(b"def")];
         assert_eq!(stream.write_vectored(&bufs).await.unwrap(), 6);
     }

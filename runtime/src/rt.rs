@@ -40,11 +40,19 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     /// The stream as `Any`, so that [`split`] can find [`Halves`] behind a `dyn Io`.
     #[doc(hidden)]
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
+    fn as_any(&self) -> &(dyn Any + Send);
+
+    /// The boxed stream as `Any`, so that [`split`] can take [`Halves`] apart.
+    #[doc(hidden)]
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {
-    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
+    fn as_any(&self) -> &(dyn Any + Send) {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
 }
@@ -64,8 +72,8 @@ pub(crate) type WriteSide = Box<dyn AsyncWrite + Send + Unpin>;
 /// Used as one stream (a proxy's CONNECT exchange, say) it reads from the one half and
 /// writes to the other.
 pub struct Halves {
-    read: Option<ReadSide>,
-    write: Option<WriteSide>,
+    read: ReadSide,
+    write: WriteSide,
 }
 
 impl Halves {
@@ -75,15 +83,10 @@ impl Halves {
         write: impl AsyncWrite + Send + Unpin + 'static,
     ) -> Halves {
         Halves {
-            read: Some(Box::new(read)),
-            write: Some(Box::new(write)),
+            read: Box::new(read),
+            write: Box::new(write),
         }
     }
-}
-
-/// The error of a [`Halves`] used after [`split`] took its halves (never, in this crate).
-fn taken() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "stream already split")
 }
 
 impl AsyncRead for Halves {
@@ -92,10 +95,7 @@ impl AsyncRead for Halves {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.read {
-            Some(r) => Pin::new(r).poll_read(cx, buf),
-            None => Poll::Ready(Err(taken())),
-        }
+        Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
 
@@ -105,10 +105,7 @@ impl AsyncWrite for Halves {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.write {
-            Some(w) => Pin::new(w).poll_write(cx, buf),
-            None => Poll::Ready(Err(taken())),
-        }
+        Pin::new(&mut self.write).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -116,38 +113,31 @@ impl AsyncWrite for Halves {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.write {
-            Some(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-            None => Poll::Ready(Err(taken())),
-        }
+        Pin::new(&mut self.write).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.write {
-            Some(w) => Pin::new(w).poll_flush(cx),
-            None => Poll::Ready(Err(taken())),
-        }
+        Pin::new(&mut self.write).poll_flush(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.write {
-            Some(w) => Pin::new(w).poll_close(cx),
-            None => Poll::Ready(Err(taken())),
-        }
+        Pin::new(&mut self.write).poll_close(cx)
     }
 }
 
 /// `io` as a read side and a write side for the reader and writer tasks: the halves of
 /// [`Halves`] as they are, any other stream behind a lock.
-pub(crate) fn split(mut io: Box<dyn Io>) -> (ReadSide, WriteSide) {
-    // Through the box: `Box<dyn Io>` is itself an `Io`, and would answer for itself.
-    if let Some(h) = (*io).as_any_mut().downcast_mut::<Halves>()
-        && let (Some(read), Some(write)) = (h.read.take(), h.write.take())
-    {
-        return (read, write);
+pub(crate) fn split(io: Box<dyn Io>) -> (ReadSide, WriteSide) {
+    // Asked of the stream in the box: `Box<dyn Io>` is itself an `Io`, and would
+    // answer for itself.
+    if !(*io).as_any().is::<Halves>() {
+        let (read, write) = futures_util::io::AsyncReadExt::split(io);
+        return (Box::new(read), Box::new(write));
     }
-    let (read, write) = futures_util::io::AsyncReadExt::split(io);
-    (Box::new(read), Box::new(write))
+    match <dyn Io>::into_any(io).downcast::<Halves>() {
+        Ok(halves) => (halves.read, halves.write),
+        Err(_) => unreachable!("the stream was just found to be Halves"),
+    }
 }
 
 /// An async runtime, as this layer uses it. Implemented by the adapters

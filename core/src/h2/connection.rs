@@ -1155,25 +1155,15 @@ impl Connection {
                         stream_id: id,
                     }
                     .encode(&mut self.out);
-                    for taken in 0..=whole {
-                        let Some(Item::Data { data, .. }) = stream.queue.front_mut() else {
-                            break;
-                        };
-                        let piece = if taken < whole {
-                            let piece = std::mem::take(data);
-                            stream.queue.pop_front();
-                            piece
-                        } else if partial > 0 {
-                            data.split_to(partial)
-                        } else {
-                            break;
-                        };
-                        if piece.len() < SMALL_PAYLOAD_COPY {
-                            self.out.extend_from_slice(&piece);
-                        } else {
-                            out.push(self.out.split().freeze());
-                            out.push(piece);
+                    for _ in 0..whole {
+                        if let Some(Item::Data { data, .. }) = stream.queue.pop_front() {
+                            push_payload(&mut self.out, out, data);
                         }
+                    }
+                    if partial > 0
+                        && let Some(Item::Data { data, .. }) = stream.queue.front_mut()
+                    {
+                        push_payload(&mut self.out, out, data.split_to(partial));
                     }
                     let n32 = total as u32;
                     stream.send_window.consume(n32);
@@ -2140,4 +2130,16 @@ fn frame_lacks(inbox: &[u8], next: &[u8]) -> usize {
     }
     let whole = frame::HEADER_LEN + frame::FrameHeader::parse(&head).len as usize;
     whole.saturating_sub(inbox.len())
+}
+
+/// Appends a DATA payload after its frame head in `buf`: copied there when small (an
+/// extra iovec costs more than copying a few hundred bytes), otherwise handed to `out`
+/// as its own chunk behind what `buf` holds so far.
+fn push_payload(buf: &mut BytesMut, out: &mut Transmit, payload: Bytes) {
+    if payload.len() < SMALL_PAYLOAD_COPY {
+        buf.extend_from_slice(&payload);
+    } else {
+        out.push(buf.split().freeze());
+        out.push(payload);
+    }
 }
